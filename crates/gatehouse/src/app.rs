@@ -1,0 +1,118 @@
+//! `AppState` and `build_app()`: the one place the layer stack is assembled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http::HeaderValue;
+use store::{Ledger, Store};
+
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode, ErrorMarker};
+use crate::routes;
+use crate::routing::ModelRouter;
+use crate::telemetry::metrics::{CodeLabel, Metrics, RequestLabels, RouteLabel};
+
+/// Everything a handler may need, built once at startup.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub router: ModelRouter,
+    pub store: Store,
+    pub ledger: Ledger,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The request id (the client's `x-request-id` when well-formed, a fresh UUID otherwise), and
+/// whether a usage guard took over logging this request's line.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    pub id: Arc<str>,
+    pub logged_by_guard: Arc<AtomicBool>,
+}
+
+/// Assemble the application. Layers, outermost first:
+/// 1. `observe`: request id in and out, in-flight gauge, request metrics and the access log line
+///    — outermost so it sees every response, including errors from the layers below;
+/// 2. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
+///    413 of the error contract from `ValidJson`;
+/// 3. routes, with OpenAI-style JSON for unknown paths and methods.
+pub fn build_app(state: Arc<AppState>) -> Router {
+    let limit = state.config.server.max_body_bytes;
+    routes::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "No such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this route")
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then_some(s)
+}
+
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat",
+        "/v1/embeddings" => "embeddings",
+        "/v1/models" => "models",
+        "/health" => "health",
+        "/ready" => "ready",
+        "/metrics" => "metrics",
+        "/openapi.json" => "openapi",
+        _ => "other",
+    }
+}
+
+async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id: Arc<str> = match req.headers().get("x-request-id").and_then(valid_request_id) {
+        Some(s) => Arc::from(s),
+        None => Arc::from(uuid::Uuid::new_v4().to_string()),
+    };
+    let route = route_label(req.uri().path());
+    let method = req.method().clone();
+    let logged_by_guard = Arc::new(AtomicBool::new(false));
+    req.extensions_mut().insert(RequestId { id: Arc::clone(&id), logged_by_guard: Arc::clone(&logged_by_guard) });
+    let m = &state.metrics;
+    m.in_flight.inc();
+    let mut resp = next.run(req).await;
+    m.in_flight.dec();
+    let status = resp.status().as_u16();
+    m.requests.get_or_create(&RequestLabels { route, status }).inc();
+    m.latency.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    let error = resp.extensions().get::<ErrorMarker>().map(|e| e.0);
+    if let Some(code) = error {
+        m.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+    }
+    if !logged_by_guard.load(Ordering::Relaxed) && route != "metrics" && route != "health" {
+        tracing::info!(
+            request_id = %id,
+            method = %method,
+            route,
+            status,
+            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error_code = error.map(ErrorCode::as_str),
+            "request"
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

@@ -1,0 +1,405 @@
+//! Configuration in two stages: [`raw`] mirrors the TOML file; [`Config`] is validated, with
+//! defaults applied, secrets resolved from the environment and prices in integer micro-dollars.
+//!
+//! Sources, later ones winning: built-in defaults, the TOML file (`--config` or
+//! `GATEHOUSE_CONFIG`), `GATEHOUSE_<SECTION>__<FIELD>` variables, then the well-known variables
+//! (`DATABASE_URL`, `LLM_PROVIDER`, `LLM_DEFAULT_MODEL`, and each provider's key and base URL
+//! variables, which switch that provider on).
+
+pub mod raw;
+mod resolved;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use providers::ProviderKind;
+use secrecy::SecretString;
+
+use self::raw::{Price, RawConfig, RawModel, RawProvider};
+
+/// Anything that stops Gatehouse from starting, with a message that says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub database_url: SecretString,
+    pub ledger: store::LedgerConfig,
+    pub validation: ValidationConfig,
+    pub log: LogConfig,
+    pub providers: Vec<ProviderConfig>,
+    pub models: Vec<ModelConfig>,
+    pub default_provider: String,
+    pub default_model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub sse_keepalive: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationConfig {
+    pub max_messages: usize,
+    pub max_message_chars: usize,
+    pub max_response_chars: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub api_key_env: Option<String>,
+    pub timeout: Duration,
+    pub passthrough: bool,
+    pub mock: providers::mock::MockSettings,
+}
+
+/// Integer micro-dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prices {
+    pub input: i64,
+    pub output: i64,
+    pub cached_input: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub alias: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub prices: Prices,
+    pub context_window: Option<u32>,
+    pub max_output_tokens: Option<u32>,
+}
+
+/// The well-known environment variables of each built-in provider kind: (kind, key variable,
+/// base URL variable, default base URL, default model).
+const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] =
+    &[("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", "gpt-4o-mini")];
+
+impl Config {
+    /// Load from an optional file plus the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::load_with_env(path, &env)
+    }
+
+    /// Load with an explicit environment (tests use this instead of mutating the process's).
+    pub fn load_with_env(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Missing(p.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        let overrides: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix("GATEHOUSE_")?;
+                rest.contains("__").then(|| (rest.to_lowercase().replace("__", "."), v.clone()))
+            })
+            .collect();
+        for (key, value) in overrides {
+            fig = fig.merge((key.as_str(), env_value(&value)));
+        }
+        let raw: RawConfig = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        Config::validate(raw, path, env)
+    }
+
+    /// Validate a raw configuration; `env` supplies secrets and the well-known variables.
+    pub fn validate(mut raw: RawConfig, path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        if let Some(url) = get("DATABASE_URL") {
+            raw.database.url = url;
+        }
+        // Each provider whose key variable is set switches on, unless the file already has it.
+        let mut env_default: Option<(String, String)> = None;
+        for (kind, key_var, base_var, base_default, model_default) in ENV_PROVIDERS {
+            if get(key_var).is_none() {
+                continue;
+            }
+            let existing = raw.providers.values().any(|p| p.api_key_env.as_deref() == Some(*key_var));
+            if !existing && !raw.providers.contains_key(*kind) {
+                raw.providers.insert(
+                    (*kind).to_owned(),
+                    RawProvider {
+                        kind: (*kind).to_owned(),
+                        base_url: Some(get(base_var).unwrap_or_else(|| (*base_default).to_owned())),
+                        api_key_env: Some((*key_var).to_owned()),
+                        timeout_secs: None,
+                        passthrough: Some(true),
+                        latency_ms: None,
+                        chunk_delay_ms: None,
+                        error_rate: None,
+                        error_status: None,
+                    },
+                );
+            }
+            if env_default.is_none() {
+                env_default = Some(((*kind).to_owned(), (*model_default).to_owned()));
+            }
+        }
+        if !raw.providers.contains_key("mock") {
+            raw.providers.insert("mock".into(), builtin_mock());
+        }
+        if !raw.models.iter().any(|m| m.alias == "mock-1") && raw.providers.get("mock").is_some_and(|p| p.kind == "mock") {
+            raw.models.push(builtin_mock_model());
+        }
+
+        let server = ServerConfig {
+            listen: raw.server.listen.parse().map_err(|_| {
+                invalid("server.listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.server.listen))
+            })?,
+            max_body_bytes: positive("server.max_body_bytes", raw.server.max_body_bytes)?,
+            shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+            sse_keepalive: Duration::from_secs(positive("server.sse_keepalive_secs", raw.server.sse_keepalive_secs)?),
+        };
+        let db = raw.database.url.trim().to_owned();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(invalid("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        let ledger = store::LedgerConfig {
+            queue_capacity: positive("ledger.queue_capacity", raw.ledger.queue_capacity)?,
+            batch_size: positive("ledger.batch_size", raw.ledger.batch_size)?,
+            flush_interval: Duration::from_millis(positive("ledger.flush_interval_ms", raw.ledger.flush_interval_ms)?),
+            ..store::LedgerConfig::default()
+        };
+        let validation = ValidationConfig {
+            max_messages: positive("validation.max_messages", raw.validation.max_messages)?,
+            max_message_chars: positive("validation.max_message_chars", raw.validation.max_message_chars)?,
+            max_response_chars: positive("validation.max_response_chars", raw.validation.max_response_chars)?,
+        };
+        let log = LogConfig {
+            format: match raw.log.format.as_str() {
+                "auto" => LogFormat::Auto,
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => return Err(invalid("log.format", format!("`{other}` is not one of auto, json, pretty"))),
+            },
+            filter: raw.log.filter.clone(),
+        };
+
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        for (name, p) in &raw.providers {
+            providers.push(validate_provider(name, p, env)?);
+        }
+        let mut models = Vec::with_capacity(raw.models.len());
+        for (i, m) in raw.models.iter().enumerate() {
+            let field = format!("models[{i}]");
+            if models.iter().any(|x: &ModelConfig| x.alias == m.alias) {
+                return Err(invalid(format!("{field}.alias"), format!("`{}` is declared twice", m.alias)));
+            }
+            models.push(validate_model(&field, m, &providers)?);
+        }
+
+        let (env_provider, env_model) = env_default.unzip();
+        let default_provider = get("LLM_PROVIDER")
+            .or(raw.routing.default_provider.clone())
+            .or(env_provider)
+            .unwrap_or_else(|| "mock".into());
+        let Some(dp) = providers.iter().find(|p| p.name == default_provider) else {
+            return Err(invalid("routing.default_provider", format!("no provider named `{default_provider}`")));
+        };
+        let default_model = get("LLM_DEFAULT_MODEL")
+            .or(raw.routing.default_model.clone())
+            .or_else(|| (dp.kind != ProviderKind::Mock).then_some(env_model).flatten())
+            .or_else(|| models.iter().find(|m| m.provider == default_provider).map(|m| m.alias.clone()))
+            .unwrap_or_else(|| "mock-1".into());
+        if !models.iter().any(|m| m.alias == default_model) && !dp.passthrough {
+            return Err(invalid(
+                "routing.default_model",
+                format!("`{default_model}` is not a declared model and provider `{default_provider}` has passthrough off"),
+            ));
+        }
+
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            server,
+            database_url: SecretString::from(db),
+            ledger,
+            validation,
+            log,
+            providers,
+            models,
+            default_provider,
+            default_model,
+        })
+    }
+}
+
+/// Values from `GATEHOUSE_…` variables are typed like TOML scalars (numbers, booleans).
+fn env_value(v: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(i) = v.parse::<i64>() {
+        return Value::from(i);
+    }
+    if let Ok(b) = v.parse::<bool>() {
+        return Value::from(b);
+    }
+    Value::from(v.to_owned())
+}
+
+fn positive<T: PartialOrd + Default + Copy>(field: &str, v: T) -> Result<T, ConfigError> {
+    if v > T::default() { Ok(v) } else { Err(invalid(field, "must be greater than zero")) }
+}
+
+fn builtin_mock() -> RawProvider {
+    RawProvider {
+        kind: "mock".into(),
+        base_url: None,
+        api_key_env: None,
+        timeout_secs: None,
+        passthrough: Some(false),
+        latency_ms: None,
+        chunk_delay_ms: None,
+        error_rate: None,
+        error_status: None,
+    }
+}
+
+/// The demo model of the zero-config start. Its prices are illustrative so cost tracking shows
+/// real arithmetic; change them in a config file.
+fn builtin_mock_model() -> RawModel {
+    RawModel {
+        alias: "mock-1".into(),
+        provider: "mock".into(),
+        upstream_model: None,
+        input_usd_per_mtok: Some(Price::Text("1.00".into())),
+        output_usd_per_mtok: Some(Price::Text("2.00".into())),
+        cached_input_usd_per_mtok: Some(Price::Text("0.50".into())),
+        context_window: Some(128_000),
+        max_output_tokens: Some(4_096),
+    }
+}
+
+fn validate_provider(name: &str, p: &RawProvider, env: &HashMap<String, String>) -> Result<ProviderConfig, ConfigError> {
+    let field = format!("providers.{name}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(invalid(&field, "provider names use letters, digits, '-' and '_' only"));
+    }
+    let kind: ProviderKind = p.kind.parse().map_err(|e: String| invalid(format!("{field}.kind"), e))?;
+    let api_key = match &p.api_key_env {
+        Some(var) => Some(SecretString::from(
+            env.get(var)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| invalid(format!("{field}.api_key_env"), format!("environment variable {var} is not set")))?,
+        )),
+        None => None,
+    };
+    let base_url = match kind {
+        ProviderKind::OpenAi => {
+            let url = p.base_url.clone().unwrap_or_else(|| "https://api.openai.com/v1".into());
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(format!("{field}.base_url"), "must be an http:// or https:// URL"));
+            }
+            Some(url)
+        }
+        ProviderKind::Mock => None,
+    };
+    let error_rate = p.error_rate.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&error_rate) {
+        return Err(invalid(format!("{field}.error_rate"), "must be between 0 and 1"));
+    }
+    Ok(ProviderConfig {
+        name: name.to_owned(),
+        kind,
+        base_url,
+        api_key,
+        api_key_env: p.api_key_env.clone(),
+        timeout: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
+        passthrough: p.passthrough.unwrap_or(kind != ProviderKind::Mock),
+        mock: providers::mock::MockSettings {
+            latency: Duration::from_millis(p.latency_ms.unwrap_or(0)),
+            chunk_delay: Duration::from_millis(p.chunk_delay_ms.unwrap_or(0)),
+            error_rate,
+            error_status: p.error_status.unwrap_or(500),
+        },
+    })
+}
+
+fn validate_model(field: &str, m: &RawModel, providers: &[ProviderConfig]) -> Result<ModelConfig, ConfigError> {
+    if m.alias.trim().is_empty() || m.alias.len() > 200 {
+        return Err(invalid(format!("{field}.alias"), "must be 1 to 200 characters"));
+    }
+    if !providers.iter().any(|p| p.name == m.provider) {
+        return Err(invalid(format!("{field}.provider"), format!("no provider named `{}`", m.provider)));
+    }
+    let price = |name: &str, p: &Option<Price>| -> Result<i64, ConfigError> {
+        p.as_ref().map_or(Ok(0), |p| parse_price(p).map_err(|msg| invalid(format!("{field}.{name}"), msg)))
+    };
+    let input = price("input_usd_per_mtok", &m.input_usd_per_mtok)?;
+    Ok(ModelConfig {
+        alias: m.alias.clone(),
+        provider: m.provider.clone(),
+        upstream_model: m.upstream_model.clone().unwrap_or_else(|| m.alias.clone()),
+        prices: Prices {
+            input,
+            output: price("output_usd_per_mtok", &m.output_usd_per_mtok)?,
+            cached_input: match &m.cached_input_usd_per_mtok {
+                Some(_) => price("cached_input_usd_per_mtok", &m.cached_input_usd_per_mtok)?,
+                None => input,
+            },
+        },
+        context_window: m.context_window,
+        max_output_tokens: m.max_output_tokens,
+    })
+}
+
+/// Dollars as written ("2.50", 2.5, 3) → integer micro-dollars, exactly; at most six decimals.
+pub fn parse_price(p: &Price) -> Result<i64, String> {
+    let text = match p {
+        Price::Text(s) => s.trim().to_owned(),
+        Price::Int(i) => i.to_string(),
+        // A TOML float prints back as its shortest exact decimal, so no rounding happens here.
+        Price::Float(f) => f.to_string(),
+    };
+    let bad = || format!("`{text}` is not a price in dollars like \"2.50\" (at most 6 decimals, not negative)");
+    let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+    if whole.is_empty() && frac.is_empty() || frac.len() > 6 || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let frac_micros: i64 = format!("{frac:0<6}").parse().map_err(|_| bad())?;
+    whole.checked_mul(1_000_000).and_then(|w| w.checked_add(frac_micros)).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! The configuration file as written: serde structs with `deny_unknown_fields`, every field
+//! optional or defaulted. [`super::Config`] is what the rest of the program sees.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub database: RawDatabase,
+    pub ledger: RawLedger,
+    pub validation: RawValidation,
+    pub log: RawLog,
+    pub routing: RawRouting,
+    pub providers: BTreeMap<String, RawProvider>,
+    pub models: Vec<RawModel>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+    pub sse_keepalive_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            sse_keepalive_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDatabase {
+    pub url: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase { url: "sqlite://gatehouse-data/gatehouse.db".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLedger {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+}
+
+impl Default for RawLedger {
+    fn default() -> Self {
+        RawLedger { queue_capacity: 65_536, batch_size: 512, flush_interval_ms: 200 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawValidation {
+    pub max_messages: usize,
+    pub max_message_chars: usize,
+    pub max_response_chars: usize,
+}
+
+impl Default for RawValidation {
+    fn default() -> Self {
+        RawValidation { max_messages: 1_000, max_message_chars: 400_000, max_response_chars: 400_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    pub format: String,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: "auto".into(), filter: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouting {
+    /// Provider that serves model names not declared in `[[models]]` (`LLM_PROVIDER`).
+    pub default_provider: Option<String>,
+    /// Model used when a request says `"model": "default"` (`LLM_DEFAULT_MODEL`).
+    pub default_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key; keys are never written inline.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Serve model names that are not declared in `[[models]]` (as `<provider>/<model>`, or any
+    /// name when this is the default provider).
+    #[serde(default)]
+    pub passthrough: Option<bool>,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub chunk_delay_ms: Option<u64>,
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    #[serde(default)]
+    pub error_status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub alias: String,
+    pub provider: String,
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// Prices in US dollars per million tokens, as decimal strings or numbers ("2.50").
+    #[serde(default)]
+    pub input_usd_per_mtok: Option<Price>,
+    #[serde(default)]
+    pub output_usd_per_mtok: Option<Price>,
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: Option<Price>,
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+}
+
+/// A price as written: a decimal string or a TOML number. Parsed to integer micro-dollars
+/// without passing through floating point arithmetic.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Price {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}

@@ -1,0 +1,92 @@
+//! `ValidJson<T>`: a JSON body extractor whose errors follow the error contract: 413 over the body
+//! limit, 400 `invalid_json` for malformed JSON, 400 `invalid_request` with `param` naming the
+//! field for wrong types, unknown enum values and missing fields.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+
+pub struct ValidJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::RequestTooLarge, "The request body exceeds the size limit")
+            } else {
+                ApiError::new(ErrorCode::InvalidRequest, "The request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(ValidJson)
+    }
+}
+
+/// Parse JSON, mapping errors to the contract with the failing field's path as `param`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        let message = text.rfind(" at line ").map_or(text.as_str(), |i| &text[..i]).to_owned();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let param = match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+                    Some(field) if path == "." => field.to_owned(),
+                    Some(field) => format!("{path}.{field}"),
+                    None if path == "." => String::new(),
+                    None => path,
+                };
+                ApiError {
+                    param: (!param.is_empty()).then_some(param),
+                    ..ApiError::new(ErrorCode::InvalidRequest, format!("Invalid request: {message}"))
+                }
+            }
+            _ => ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {message}")),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use providers::ChatRequest;
+
+    use super::*;
+
+    fn err(body: &str) -> ApiError {
+        parse_json::<ChatRequest>(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn paths_name_the_field() {
+        // Bad input: an unknown role.
+        let e = err(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#);
+        assert_eq!((e.code, e.param.as_deref()), (ErrorCode::InvalidRequest, Some("messages[0].role")));
+        // Bad input: content of the wrong type.
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":5}]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+        assert_eq!(e.message, "Invalid request: invalid type: integer `5`, expected a string or an array of content parts");
+        // Bad input: temperature as a string.
+        let e = err(r#"{"model":"m","messages":[],"temperature":"hot"}"#);
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        // Bad input: no messages at all.
+        let e = err(r#"{"model":"m"}"#);
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        // Bad input: truncated JSON.
+        let e = err(r#"{"model":"m","#);
+        assert_eq!((e.code, e.param), (ErrorCode::InvalidJson, None));
+    }
+
+    #[test]
+    fn unknown_fields_are_kept() {
+        let r: ChatRequest = parse_json(br#"{"model":"m","messages":[],"logit_bias":{"1":2},"store":true}"#).unwrap();
+        assert_eq!(r.extra.len(), 2);
+        let out = serde_json::to_value(&r).unwrap();
+        assert_eq!(out["logit_bias"]["1"], 2);
+        assert_eq!(out["store"], true);
+    }
+}

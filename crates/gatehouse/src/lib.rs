@@ -1,0 +1,112 @@
+//! Gatehouse: a self-hosted LLM gateway. [`start`] builds everything from a [`Config`] and serves
+//! on a listener until told to stop; the binary and the integration tests both use it.
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod embeddings;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod routes;
+pub mod routing;
+pub mod telemetry;
+pub mod usage;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use crate::app::{AppState, build_app};
+pub use crate::config::Config;
+use crate::routing::{ModelRouter, upstream_client};
+use crate::telemetry::metrics::Metrics;
+
+/// Why Gatehouse could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("could not listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running instance.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    writer: store::LedgerWriter,
+}
+
+/// Open the store, start the ledger writer and serve `config` on `listener`.
+pub async fn start(listener: TcpListener, config: Config) -> Result<Running, StartupError> {
+    let addr = listener.local_addr().map_err(|source| StartupError::Listen { addr: config.server.listen, source })?;
+    let store = store::Store::connect(config.database_url.expose_secret()).await?;
+    let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
+    let router = ModelRouter::build(&config, &upstream_client());
+    let state = Arc::new(AppState { config: Arc::new(config), router, store, ledger, metrics: Metrics::new() });
+    let app = build_app(Arc::clone(&state));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let grace = state.config.server.shutdown_grace;
+    let server = tokio::spawn(async move {
+        let (drained_tx, drained_rx) = oneshot::channel::<()>();
+        let mut stop_rx = stop_rx;
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = (&mut stop_rx).await;
+            let _ = drained_tx.send(());
+        });
+        let serving = tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "server error");
+            }
+        });
+        // Once shutdown begins, in-flight requests and streams get `grace` to finish.
+        let abort = serving.abort_handle();
+        tokio::select! {
+            _ = serving => {}
+            () = async {
+                let _ = drained_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline reached; closing remaining connections");
+                abort.abort();
+            }
+        }
+    });
+    Ok(Running { addr, state, stop: Some(stop_tx), server, writer })
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (up to the configured
+    /// grace period), then flush every accepted usage record.
+    pub async fn shutdown(mut self) -> store::LedgerSnapshot {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        let stats = self.writer.shutdown().await;
+        self.state.store.close().await;
+        stats
+    }
+}
+
+/// Serve until `signal` resolves, then shut down gracefully.
+pub async fn run(listener: TcpListener, config: Config, signal: impl Future<Output = ()>) -> Result<(), StartupError> {
+    let running = start(listener, config).await?;
+    tracing::info!(addr = %running.addr, "gatehouse listening");
+    signal.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let stats = running.shutdown().await;
+    tracing::info!(written = stats.written, dropped = stats.dropped, "ledger flushed; bye");
+    Ok(())
+}
+

@@ -1,0 +1,5 @@
+//! Logs and metrics. Logs go through `tracing` (JSON, or pretty on a terminal); metrics live in a
+//! per-instance Prometheus registry rendered at `/metrics`.
+
+pub mod logging;
+pub mod metrics;

@@ -1,0 +1,179 @@
+//! `UsageGuard`: created when a request has a target, it ends in exactly one ledger record, one
+//! log line and the matching metrics, whether the request succeeds, fails, or the client goes
+//! away (its `Drop` records a 499).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use providers::Usage;
+use store::{CacheStatus, Route, UsageRecord};
+
+use super::{cost_micros, now_ms};
+use crate::app::{AppState, RequestId};
+use crate::error::ErrorCode;
+use crate::routing::Target;
+use crate::telemetry::metrics::{CodeLabel, ModelLabels, RouteLabel, TokenLabels};
+
+pub struct UsageGuard {
+    state: Arc<AppState>,
+    target: Arc<Target>,
+    record: UsageRecord,
+    started: Instant,
+    route_label: &'static str,
+    error: Option<ErrorCode>,
+    done: bool,
+}
+
+impl UsageGuard {
+    pub fn new(state: Arc<AppState>, request_id: &RequestId, route: Route, target: Arc<Target>, started: Instant) -> UsageGuard {
+        request_id.logged_by_guard.store(true, Ordering::Relaxed);
+        let record = UsageRecord {
+            request_id: request_id.id.to_string(),
+            ts_ms: now_ms() - i64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            key_id: None,
+            route,
+            model: target.alias.clone(),
+            provider: target.provider_name.clone(),
+            upstream_model: target.upstream_model.clone(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            cost_micros: 0,
+            latency_ms: 0,
+            ttft_ms: None,
+            status: 0,
+            error_code: None,
+            cache_status: CacheStatus::None,
+            flags: 0,
+        };
+        let route_label = match route {
+            Route::Chat => "chat",
+            Route::Messages => "messages",
+            Route::Embeddings => "embeddings",
+        };
+        UsageGuard { state, target, record, started, route_label, error: None, done: false }
+    }
+
+    pub fn set_flag(&mut self, flag: i64) {
+        self.record.flags |= flag;
+    }
+
+    /// Note the first content byte of a stream (only the first call counts).
+    pub fn first_token(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            let elapsed = self.started.elapsed();
+            self.record.ttft_ms = Some(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+            self.state.metrics.ttft.get_or_create(&RouteLabel { route: self.route_label }).observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Tokens consumed so far; `estimated` when counted locally rather than reported upstream.
+    pub fn set_usage(&mut self, usage: &Usage, estimated: bool) {
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.record.prompt_tokens = as_i64(usage.prompt_tokens);
+        self.record.completion_tokens = as_i64(usage.completion_tokens);
+        self.record.cached_tokens = as_i64(usage.cached_tokens());
+        self.record.cost_micros = cost_micros(&self.target.prices, usage);
+        if estimated {
+            self.record.flags |= UsageRecord::FLAG_TOKENS_ESTIMATED;
+        } else {
+            self.record.flags &= !UsageRecord::FLAG_TOKENS_ESTIMATED;
+        }
+    }
+
+    pub fn cost_micros(&self) -> i64 {
+        self.record.cost_micros
+    }
+
+    pub fn finish_ok(mut self) {
+        self.record.status = 200;
+        self.emit();
+    }
+
+    pub fn finish_err(mut self, code: ErrorCode) {
+        self.fail(code);
+    }
+
+    /// Record a failure without consuming the guard (for owners that cannot move it out).
+    pub fn fail(&mut self, code: ErrorCode) {
+        if self.done {
+            return;
+        }
+        self.record.status = i32::from(code.status_and_type().0.as_u16());
+        self.record.error_code = Some(code.as_str().to_owned());
+        self.error = Some(code);
+        self.emit();
+    }
+
+    /// Record success without consuming the guard.
+    pub fn succeed(&mut self) {
+        if self.done {
+            return;
+        }
+        self.record.status = 200;
+        self.emit();
+    }
+
+    fn emit(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        let r = &mut self.record;
+        r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let m = &self.state.metrics;
+        let model_labels = ModelLabels { model: self.target.metric_model.clone(), provider: r.provider.clone() };
+        m.model_requests.get_or_create(&model_labels).inc();
+        m.cost_micros.get_or_create(&model_labels).inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
+        for (kind, n) in [("prompt", r.prompt_tokens), ("completion", r.completion_tokens), ("cached", r.cached_tokens)] {
+            if n > 0 {
+                m.tokens
+                    .get_or_create(&TokenLabels { model: self.target.metric_model.clone(), kind })
+                    .inc_by(u64::try_from(n).unwrap_or(0));
+            }
+        }
+        if r.status == 499 {
+            m.errors.get_or_create(&CodeLabel { code: "client_cancelled" }).inc();
+        } else if let Some(code) = self.error {
+            // Errors returned as responses are counted by the request middleware; only
+            // failures after the head was sent (streams) are counted here.
+            if r.flags & UsageRecord::FLAG_STREAMED != 0 {
+                m.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+            }
+        }
+        if r.flags & UsageRecord::FLAG_STREAMED != 0 {
+            m.latency.get_or_create(&RouteLabel { route: "chat_stream_total" }).observe(elapsed.as_secs_f64());
+        }
+        tracing::info!(
+            request_id = %r.request_id,
+            route = self.route_label,
+            model = %r.model,
+            provider = %r.provider,
+            upstream_model = %r.upstream_model,
+            status = r.status,
+            latency_ms = r.latency_ms,
+            ttft_ms = r.ttft_ms,
+            prompt_tokens = r.prompt_tokens,
+            completion_tokens = r.completion_tokens,
+            cached_tokens = r.cached_tokens,
+            cost_micros = r.cost_micros,
+            streamed = r.flags & UsageRecord::FLAG_STREAMED != 0,
+            error_code = r.error_code.as_deref(),
+            "request"
+        );
+        self.state.ledger.record(self.record.clone());
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record.status = 499;
+            self.record.error_code = Some("client_cancelled".into());
+            self.record.flags |= UsageRecord::FLAG_CLIENT_CANCELLED;
+            self.emit();
+        }
+    }
+}

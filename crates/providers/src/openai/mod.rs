@@ -1,0 +1,196 @@
+//! OpenAI and OpenAI-compatible servers. The canonical types *are* this wire format, so requests
+//! go out as they came in (with `model` swapped for the upstream name) and responses are only
+//! parsed enough to account for usage.
+
+mod stream;
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::retry_after_from_headers;
+use crate::{
+    ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
+    ProviderError, ProviderErrorKind, ProviderKind, StreamOptions,
+};
+
+/// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
+pub struct OpenAiProvider {
+    client: reqwest::Client,
+    chat_url: String,
+    embeddings_url: String,
+    api_key: Option<SecretString>,
+    timeout: Duration,
+}
+
+impl OpenAiProvider {
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        api_key: Option<SecretString>,
+        timeout: Duration,
+    ) -> OpenAiProvider {
+        let base = base_url.trim_end_matches('/');
+        OpenAiProvider {
+            client,
+            chat_url: format!("{base}/chat/completions"),
+            embeddings_url: format!("{base}/embeddings"),
+            api_key,
+            timeout,
+        }
+    }
+
+    fn post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &self.api_key {
+            rb = rb.bearer_auth(key.expose_secret());
+        }
+        rb
+    }
+
+    async fn send(&self, url: &str, body: Vec<u8>, timeout: Duration) -> Result<reqwest::Response, ProviderError> {
+        let resp = self
+            .post(url, body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from_response(resp).await)
+        }
+    }
+
+    async fn chat_inner(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let body = encode(req, false)?;
+        let resp = self.send(&self.chat_url, body, self.timeout).await?;
+        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_transport(&e))?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            ProviderError::new(ProviderErrorKind::Decode, "upstream returned an invalid chat completion")
+        })
+    }
+
+    async fn stream_inner(&self, req: &ChatRequest) -> Result<ChunkStream, ProviderError> {
+        let body = encode(req, true)?;
+        // The whole-request timeout would cut long streams; the stream is bounded by idle and
+        // total limits the gateway enforces around it.
+        let resp = self.send(&self.chat_url, body, Duration::from_secs(24 * 3600)).await?;
+        Ok(stream::chunk_stream(resp))
+    }
+
+    async fn embed_inner(&self, req: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|_| ProviderError::new(ProviderErrorKind::BadRequest, "request could not be encoded"))?;
+        let resp = self.send(&self.embeddings_url, body, self.timeout).await?;
+        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_transport(&e))?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            ProviderError::new(ProviderErrorKind::Decode, "upstream returned an invalid embeddings response")
+        })
+    }
+}
+
+fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
+    let encoded = if stream {
+        let mut r = req.clone();
+        r.stream = Some(true);
+        r.stream_options = Some(StreamOptions { include_usage: Some(true) });
+        serde_json::to_vec(&r)
+    } else if req.stream.is_some() || req.stream_options.is_some() {
+        let mut r = req.clone();
+        r.stream = None;
+        r.stream_options = None;
+        serde_json::to_vec(&r)
+    } else {
+        serde_json::to_vec(req)
+    };
+    encoded.map_err(|_| ProviderError::new(ProviderErrorKind::BadRequest, "request could not be encoded"))
+}
+
+impl Provider for OpenAiProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::OpenAi
+    }
+
+    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        self.chat_inner(req).boxed()
+    }
+
+    fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        self.stream_inner(req).boxed()
+    }
+
+    fn embed<'a>(&'a self, req: &'a EmbeddingsRequest) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        self.embed_inner(req).boxed()
+    }
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorDetail {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    fn hint(&self) -> String {
+        let code = match &self.code {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        format!("{} {} {}", self.kind.as_deref().unwrap_or(""), code, self.message.as_deref().unwrap_or(""))
+    }
+}
+
+/// Longest upstream message we will relay to a client.
+const MAX_RELAYED_MESSAGE: usize = 500;
+
+async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after_from_headers(resp.headers());
+    let body = resp.bytes().await.unwrap_or_default();
+    let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
+    let hint = detail.as_ref().map(ErrorDetail::hint).unwrap_or_default().to_lowercase();
+    let mut err = ProviderError::from_status(status, &hint, "");
+    err.message = relayed_message(err.kind, detail.as_ref().and_then(|d| d.message.as_deref()));
+    err.with_retry_after(retry_after)
+}
+
+/// The message a client may see. Upstream text is relayed only for request problems, where it
+/// helps the caller fix the request; auth and server failures get fixed text because upstream
+/// messages there can echo key fragments or internal detail.
+pub(crate) fn relayed_message(kind: ProviderErrorKind, upstream: Option<&str>) -> String {
+    match kind {
+        ProviderErrorKind::BadRequest | ProviderErrorKind::ContextLength | ProviderErrorKind::ContentFilter => {
+            let m = upstream.unwrap_or("the upstream rejected the request");
+            let mut s: String = m.chars().take(MAX_RELAYED_MESSAGE).collect();
+            if s.len() < m.len() {
+                s.push('…');
+            }
+            format!("upstream rejected the request: {s}")
+        }
+        ProviderErrorKind::Auth => "the upstream provider rejected Gatehouse's credentials".into(),
+        ProviderErrorKind::RateLimited => "the upstream provider is rate limiting requests".into(),
+        ProviderErrorKind::Timeout => "upstream timed out".into(),
+        ProviderErrorKind::Connect => "could not reach the upstream".into(),
+        ProviderErrorKind::Decode => "upstream response could not be decoded".into(),
+        ProviderErrorKind::StreamInterrupted => "the upstream stream was interrupted".into(),
+        ProviderErrorKind::Unavailable => "the upstream provider failed".into(),
+    }
+}

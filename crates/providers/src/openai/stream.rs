@@ -1,0 +1,165 @@
+//! OpenAI SSE → canonical chunks. Every event of one network read is parsed before the next read,
+//! so a consumer polling with `ready_chunks` gets them together and can write them in one go.
+
+use std::collections::VecDeque;
+
+use futures_util::{Stream, StreamExt, stream};
+
+use super::{ErrorBody, relayed_message};
+use crate::sse::{SseEvent, SseParser};
+use crate::{ChatChunk, ChunkStream, ProviderError, ProviderErrorKind};
+
+struct State<S> {
+    body: S,
+    parser: SseParser,
+    ready: VecDeque<Result<ChatChunk, ProviderError>>,
+    events: Vec<SseEvent>,
+    finished: bool,
+    saw_finish_reason: bool,
+}
+
+pub(crate) fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
+    Box::pin(parse_chunks(resp.bytes_stream()))
+}
+
+/// Parse an SSE byte stream of OpenAI chunks. Ends after `[DONE]`, after an `error` event, or
+/// with `StreamInterrupted` when the bytes stop before the stream was complete.
+pub fn parse_chunks<S, B, E>(body: S) -> impl Stream<Item = Result<ChatChunk, ProviderError>> + Send
+where
+    S: Stream<Item = Result<B, E>> + Send + Unpin,
+    B: AsRef<[u8]>,
+{
+    let state = State {
+        body,
+        parser: SseParser::new(),
+        ready: VecDeque::new(),
+        events: Vec::new(),
+        finished: false,
+        saw_finish_reason: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.ready.pop_front() {
+                if item.is_err() {
+                    st.finished = true;
+                    st.ready.clear();
+                }
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.body.next().await {
+                Some(Ok(bytes)) => {
+                    if st.parser.push(bytes.as_ref(), &mut st.events).is_err() {
+                        st.ready.push_back(Err(interrupted("an upstream event exceeded the size limit")));
+                        continue;
+                    }
+                    let events = std::mem::take(&mut st.events);
+                    for ev in events {
+                        if st.finished {
+                            break;
+                        }
+                        handle_event(&mut st, &ev);
+                    }
+                }
+                Some(Err(_)) => {
+                    st.finished = true;
+                    return Some((Err(interrupted("the upstream stream was interrupted")), st));
+                }
+                None => {
+                    st.finished = true;
+                    if st.saw_finish_reason {
+                        return None;
+                    }
+                    return Some((Err(interrupted("the upstream stream ended early")), st));
+                }
+            }
+        }
+    })
+}
+
+fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
+    let data = ev.data.trim();
+    if data == "[DONE]" {
+        st.finished = true;
+        return;
+    }
+    if data.is_empty() {
+        return;
+    }
+    match serde_json::from_str::<ChatChunk>(data) {
+        Ok(chunk) => {
+            if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
+                st.saw_finish_reason = true;
+            }
+            st.ready.push_back(Ok(chunk));
+        }
+        Err(_) => {
+            let err = match serde_json::from_str::<ErrorBody>(data) {
+                Ok(body) => {
+                    let hint = format!("{:?} {:?}", body.error.kind, body.error.code).to_lowercase();
+                    let mut e = ProviderError::from_status(500, &hint, "");
+                    if e.kind == ProviderErrorKind::Unavailable {
+                        e.kind = ProviderErrorKind::StreamInterrupted;
+                    }
+                    e.message = relayed_message(e.kind, body.error.message.as_deref());
+                    e.status = None;
+                    e
+                }
+                Err(_) => ProviderError::new(ProviderErrorKind::Decode, "upstream sent an invalid stream event"),
+            };
+            st.ready.push_back(Err(err));
+        }
+    }
+}
+
+fn interrupted(msg: &str) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::StreamInterrupted, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(content: &str, finish: Option<&str>) -> String {
+        let fr = finish.map_or("null".to_owned(), |f| format!("\"{f}\""));
+        format!(
+            "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":{fr}}}]}}\n\n"
+        )
+    }
+
+    async fn collect(parts: Vec<Result<String, ()>>) -> Vec<Result<ChatChunk, ProviderError>> {
+        let s = stream::iter(parts.into_iter().map(|p| p.map(String::into_bytes)));
+        parse_chunks(s).collect().await
+    }
+
+    #[tokio::test]
+    async fn complete_stream() {
+        let body = format!("{}{}data: [DONE]\n\n", chunk("Hel", None), chunk("lo", Some("stop")));
+        let out = collect(vec![Ok(body)]).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].as_ref().unwrap().choices[0].delta.content.as_deref(), Some("Hel"));
+    }
+
+    #[tokio::test]
+    async fn cut_stream_reports_interruption() {
+        let out = collect(vec![Ok(chunk("Hel", None)), Err(())]).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().unwrap_err().kind, ProviderErrorKind::StreamInterrupted);
+        let out = collect(vec![Ok(chunk("Hel", None))]).await;
+        assert_eq!(out[1].as_ref().unwrap_err().message, "the upstream stream ended early");
+    }
+
+    #[tokio::test]
+    async fn error_event_ends_stream() {
+        let body = format!(
+            "{}data: {{\"error\":{{\"message\":\"boom\",\"type\":\"server_error\",\"param\":null,\"code\":null}}}}\n\n{}",
+            chunk("a", None),
+            chunk("b", None)
+        );
+        let out = collect(vec![Ok(body)]).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().unwrap_err().kind, ProviderErrorKind::StreamInterrupted);
+    }
+}
