@@ -1,0 +1,16 @@
+//! Gatehouse persistence: the [`Store`] over SQLite or PostgreSQL with its embedded
+//! migrations, the usage ledger row ([`UsageRecord`]) and the batching [`Ledger`] writer
+//! that keeps database writes off the request path.
+
+mod database_url;
+mod error;
+mod ledger;
+mod migrations;
+mod store;
+mod usage;
+
+pub use database_url::redact as redact_url;
+pub use error::StoreError;
+pub use ledger::{Ledger, LedgerConfig, LedgerSnapshot, LedgerStats, LedgerWriter};
+pub use store::Store;
+pub use usage::{CacheStatus, Route, UsageRecord};

@@ -1,0 +1,188 @@
+//! SQL for `usage_records`, shared by both backends where the types allow it.
+//!
+//! Inserts are multi-row `INSERT … VALUES (…), (…)` statements inside one transaction: one
+//! round trip per chunk and one commit per batch instead of one per row, which is what lets a
+//! single writer task keep up with the request rate.
+
+use std::borrow::Cow;
+
+use sqlx::query_builder::Separated;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, PgPool, Postgres, QueryBuilder, Row, Sqlite, SqlitePool,
+    Type,
+};
+
+use super::{CacheStatus, Route, UsageRecord};
+use crate::StoreError;
+
+const INSERT_PREFIX: &str = "INSERT INTO usage_records (request_id, ts_ms, key_id, route, model, \
+     provider, upstream_model, prompt_tokens, completion_tokens, cached_tokens, cost_micros, \
+     latency_ms, ttft_ms, status, error_code, cache_status, flags) ";
+const BINDS_PER_ROW: usize = 17;
+
+/// SQLite's compiled-in `SQLITE_MAX_VARIABLE_NUMBER` (3.32 and later).
+const SQLITE_ROWS_PER_STATEMENT: usize = 32_766 / BINDS_PER_ROW;
+/// The wire protocol counts bind parameters in an `i16`-sized field read as unsigned.
+const POSTGRES_ROWS_PER_STATEMENT: usize = 65_535 / BINDS_PER_ROW;
+
+macro_rules! select_usage {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, request_id, ts_ms, key_id, route, model, provider, upstream_model, \
+             prompt_tokens, completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, \
+             status, error_code, cache_status, flags FROM usage_records ",
+            $tail
+        )
+    };
+}
+pub(crate) const SELECT_BY_REQUEST_ID_SQLITE: &str =
+    select_usage!("WHERE request_id = ?1 ORDER BY id");
+pub(crate) const SELECT_BY_REQUEST_ID_POSTGRES: &str =
+    select_usage!("WHERE request_id = $1 ORDER BY id");
+pub(crate) const COUNT: &str = "SELECT COUNT(*) FROM usage_records";
+
+/// Inserts `rows` in one transaction, split into statements that stay under SQLite's
+/// bind-parameter limit.
+pub(crate) async fn insert_sqlite(
+    pool: &SqlitePool,
+    rows: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
+        builder.push_values(chunk, push_row);
+        // Each chunk length is a different SQL text; caching them would only churn the
+        // per-connection statement cache.
+        builder.build().persistent(false).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// As [`insert_sqlite`], for PostgreSQL's limit.
+pub(crate) async fn insert_postgres(
+    pool: &PgPool,
+    rows: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(POSTGRES_ROWS_PER_STATEMENT) {
+        let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
+        builder.push_values(chunk, push_row);
+        builder.build().persistent(false).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+fn push_row<'args, DB>(mut values: Separated<'_, 'args, DB, &'static str>, r: &'args UsageRecord)
+where
+    DB: Database,
+    i64: Encode<'args, DB> + Type<DB>,
+    Option<i64>: Encode<'args, DB> + Type<DB>,
+    i32: Encode<'args, DB> + Type<DB>,
+    i16: Encode<'args, DB> + Type<DB>,
+    Cow<'args, str>: Encode<'args, DB> + Type<DB>,
+    Option<Cow<'args, str>>: Encode<'args, DB> + Type<DB>,
+{
+    values
+        .push_bind(clamp(&r.request_id, UsageRecord::MAX_REQUEST_ID_CHARS))
+        .push_bind(r.ts_ms)
+        .push_bind(r.key_id)
+        .push_bind(r.route.as_i16())
+        .push_bind(clamp(&r.model, UsageRecord::MAX_TEXT_CHARS))
+        .push_bind(clamp(&r.provider, UsageRecord::MAX_TEXT_CHARS))
+        .push_bind(clamp(&r.upstream_model, UsageRecord::MAX_TEXT_CHARS))
+        .push_bind(r.prompt_tokens)
+        .push_bind(r.completion_tokens)
+        .push_bind(r.cached_tokens)
+        .push_bind(r.cost_micros)
+        .push_bind(r.latency_ms)
+        .push_bind(r.ttft_ms)
+        .push_bind(r.status)
+        .push_bind(
+            r.error_code
+                .as_deref()
+                .map(|code| clamp(code, UsageRecord::MAX_TEXT_CHARS)),
+        )
+        .push_bind(r.cache_status.as_i16())
+        .push_bind(r.flags);
+}
+
+/// Cuts `text` to `max_chars` characters and drops NUL characters. PostgreSQL rejects NUL in
+/// text, and one bad row would otherwise fail its whole batch on every retry.
+pub(crate) fn clamp(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let text = match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', ""))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+pub(crate) fn record_from_row<'r, R>(row: &'r R) -> Result<UsageRecord, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    i16: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let id: i64 = row.try_get("id")?;
+    let route: i16 = row.try_get("route")?;
+    let cache_status: i16 = row.try_get("cache_status")?;
+    let unknown = |column, value: i16| StoreError::UnknownValue {
+        id,
+        column,
+        value: i64::from(value),
+    };
+    Ok(UsageRecord {
+        request_id: row.try_get("request_id")?,
+        ts_ms: row.try_get("ts_ms")?,
+        key_id: row.try_get("key_id")?,
+        route: Route::from_i16(route).ok_or_else(|| unknown("route", route))?,
+        model: row.try_get("model")?,
+        provider: row.try_get("provider")?,
+        upstream_model: row.try_get("upstream_model")?,
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        cached_tokens: row.try_get("cached_tokens")?,
+        cost_micros: row.try_get("cost_micros")?,
+        latency_ms: row.try_get("latency_ms")?,
+        ttft_ms: row.try_get("ttft_ms")?,
+        status: row.try_get("status")?,
+        error_code: row.try_get("error_code")?,
+        cache_status: CacheStatus::from_i16(cache_status)
+            .ok_or_else(|| unknown("cache_status", cache_status))?,
+        flags: row.try_get("flags")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamp_cuts_on_char_boundaries_and_drops_nul() {
+        assert_eq!(clamp("abc", 3), "abc");
+        assert_eq!(clamp("abcd", 3), "abc");
+        assert_eq!(clamp("ééé", 2), "éé");
+        assert_eq!(clamp("a\0b", 10), "ab");
+        assert!(matches!(clamp("plain", 10), Cow::Borrowed(_)));
+    }
+
+    /// The chunk sizes are derived from `BINDS_PER_ROW`; a column added to the statement but
+    /// not to the count would push statements past the backends' limits.
+    #[test]
+    fn binds_per_row_matches_the_column_list() {
+        let columns = INSERT_PREFIX.matches(',').count() + 1;
+        assert_eq!(columns, BINDS_PER_ROW);
+    }
+}
