@@ -55,14 +55,18 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this route")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "Method not allowed on this route",
+    )
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then_some(s)
 }
 
@@ -88,17 +92,28 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     let route = route_label(req.uri().path());
     let method = req.method().clone();
     let logged_by_guard = Arc::new(AtomicBool::new(false));
-    req.extensions_mut().insert(RequestId { id: Arc::clone(&id), logged_by_guard: Arc::clone(&logged_by_guard) });
+    req.extensions_mut().insert(RequestId {
+        id: Arc::clone(&id),
+        logged_by_guard: Arc::clone(&logged_by_guard),
+    });
     let m = &state.metrics;
     m.in_flight.inc();
     let mut resp = next.run(req).await;
     m.in_flight.dec();
     let status = resp.status().as_u16();
-    m.requests.get_or_create(&RequestLabels { route, status }).inc();
-    m.latency.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels { route, status })
+        .inc();
+    m.latency
+        .get_or_create(&RouteLabel { route })
+        .observe(started.elapsed().as_secs_f64());
     let error = resp.extensions().get::<ErrorMarker>().map(|e| e.0);
     if let Some(code) = error {
-        m.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+        m.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
     if !logged_by_guard.load(Ordering::Relaxed) && route != "metrics" && route != "health" {
         tracing::info!(

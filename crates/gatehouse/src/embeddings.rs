@@ -41,7 +41,13 @@ pub async fn embeddings(
     }
     let wanted = req.encoding_format.unwrap_or(EncodingFormat::Float);
     req.model.clone_from(&target.upstream_model);
-    let mut guard = UsageGuard::new(Arc::clone(&state), &request_id, Route::Embeddings, Arc::clone(&target), started);
+    let mut guard = UsageGuard::new(
+        Arc::clone(&state),
+        &request_id,
+        Route::Embeddings,
+        Arc::clone(&target),
+        started,
+    );
     let mut resp = match target.provider.embed(&req).await {
         Ok(r) => r,
         Err(e) => {

@@ -57,10 +57,16 @@ impl ErrorCode {
             | ErrorCode::InvalidRequest
             | ErrorCode::ContextLengthExceeded
             | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error"),
-            ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error"),
+            ErrorCode::ModelNotFound | ErrorCode::NotFound => {
+                (StatusCode::NOT_FOUND, "invalid_request_error")
+            }
+            ErrorCode::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error")
+            }
             ErrorCode::RequestTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
-            ErrorCode::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request_error"),
+            ErrorCode::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request_error")
+            }
             ErrorCode::ProviderError => (StatusCode::BAD_GATEWAY, "api_error"),
             ErrorCode::ProviderRateLimited | ErrorCode::ShuttingDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "api_error")
@@ -81,11 +87,19 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), param: None, retry_after: None }
+        ApiError {
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError { param: Some(param.into()), ..ApiError::new(ErrorCode::InvalidRequest, message) }
+        ApiError {
+            param: Some(param.into()),
+            ..ApiError::new(ErrorCode::InvalidRequest, message)
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -119,7 +133,12 @@ impl From<&ProviderError> for ApiError {
             ProviderErrorKind::ContentFilter => ErrorCode::ContentFilter,
             ProviderErrorKind::Timeout => ErrorCode::ProviderTimeout,
         };
-        ApiError { code, message: e.message.clone(), param: None, retry_after: e.retry_after }
+        ApiError {
+            code,
+            message: e.message.clone(),
+            param: None,
+            retry_after: e.retry_after,
+        }
     }
 }
 

@@ -16,9 +16,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::RequestTooLarge, "The request body exceeds the size limit")
+                ApiError::new(
+                    ErrorCode::RequestTooLarge,
+                    "The request body exceeds the size limit",
+                )
             } else {
-                ApiError::new(ErrorCode::InvalidRequest, "The request body could not be read")
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "The request body could not be read",
+                )
             }
         })?;
         parse_json(&bytes).map(ValidJson)
@@ -32,10 +38,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let text = inner.to_string();
-        let message = text.rfind(" at line ").map_or(text.as_str(), |i| &text[..i]).to_owned();
+        let message = text
+            .rfind(" at line ")
+            .map_or(text.as_str(), |i| &text[..i])
+            .to_owned();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let param = match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+                let param = match message
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.strip_suffix('`'))
+                {
                     Some(field) if path == "." => field.to_owned(),
                     Some(field) => format!("{path}.{field}"),
                     None if path == "." => String::new(),
@@ -43,10 +55,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 };
                 ApiError {
                     param: (!param.is_empty()).then_some(param),
-                    ..ApiError::new(ErrorCode::InvalidRequest, format!("Invalid request: {message}"))
+                    ..ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("Invalid request: {message}"),
+                    )
                 }
             }
-            _ => ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {message}")),
+            _ => ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("The request body is not valid JSON: {message}"),
+            ),
         }
     })
 }
@@ -65,11 +83,17 @@ mod tests {
     fn paths_name_the_field() {
         // Bad input: an unknown role.
         let e = err(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#);
-        assert_eq!((e.code, e.param.as_deref()), (ErrorCode::InvalidRequest, Some("messages[0].role")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            (ErrorCode::InvalidRequest, Some("messages[0].role"))
+        );
         // Bad input: content of the wrong type.
         let e = err(r#"{"model":"m","messages":[{"role":"user","content":5}]}"#);
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
-        assert_eq!(e.message, "Invalid request: invalid type: integer `5`, expected a string or an array of content parts");
+        assert_eq!(
+            e.message,
+            "Invalid request: invalid type: integer `5`, expected a string or an array of content parts"
+        );
         // Bad input: temperature as a string.
         let e = err(r#"{"model":"m","messages":[],"temperature":"hot"}"#);
         assert_eq!(e.param.as_deref(), Some("temperature"));
@@ -83,7 +107,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_kept() {
-        let r: ChatRequest = parse_json(br#"{"model":"m","messages":[],"logit_bias":{"1":2},"store":true}"#).unwrap();
+        let r: ChatRequest =
+            parse_json(br#"{"model":"m","messages":[],"logit_bias":{"1":2},"store":true}"#)
+                .unwrap();
         assert_eq!(r.extra.len(), 2);
         let out = serde_json::to_value(&r).unwrap();
         assert_eq!(out["logit_bias"]["1"], 2);

@@ -35,7 +35,10 @@ pub enum StartupError {
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
     #[error("could not listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running instance.
@@ -49,11 +52,22 @@ pub struct Running {
 
 /// Open the store, start the ledger writer and serve `config` on `listener`.
 pub async fn start(listener: TcpListener, config: Config) -> Result<Running, StartupError> {
-    let addr = listener.local_addr().map_err(|source| StartupError::Listen { addr: config.server.listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartupError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
     let router = ModelRouter::build(&config, &upstream_client());
-    let state = Arc::new(AppState { config: Arc::new(config), router, store, ledger, metrics: Metrics::new() });
+    let state = Arc::new(AppState {
+        config: Arc::new(config),
+        router,
+        store,
+        ledger,
+        metrics: Metrics::new(),
+    });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let grace = state.config.server.shutdown_grace;
@@ -82,7 +96,13 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
             }
         }
     });
-    Ok(Running { addr, state, stop: Some(stop_tx), server, writer })
+    Ok(Running {
+        addr,
+        state,
+        stop: Some(stop_tx),
+        server,
+        writer,
+    })
 }
 
 impl Running {
@@ -100,13 +120,20 @@ impl Running {
 }
 
 /// Serve until `signal` resolves, then shut down gracefully.
-pub async fn run(listener: TcpListener, config: Config, signal: impl Future<Output = ()>) -> Result<(), StartupError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
     let running = start(listener, config).await?;
     tracing::info!(addr = %running.addr, "gatehouse listening");
     signal.await;
     tracing::info!("shutting down: draining in-flight requests");
     let stats = running.shutdown().await;
-    tracing::info!(written = stats.written, dropped = stats.dropped, "ledger flushed; bye");
+    tracing::info!(
+        written = stats.written,
+        dropped = stats.dropped,
+        "ledger flushed; bye"
+    );
     Ok(())
 }
-

@@ -63,7 +63,10 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     gatehouse::telemetry::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

@@ -34,9 +34,17 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<ModelList> 
         .router
         .listing()
         .iter()
-        .map(|(alias, provider)| ModelObject { id: alias.clone(), object: "model", created: 0, owned_by: provider.clone() })
+        .map(|(alias, provider)| ModelObject {
+            id: alias.clone(),
+            object: "model",
+            created: 0,
+            owned_by: provider.clone(),
+        })
         .collect();
-    Json(ModelList { object: "list", data })
+    Json(ModelList {
+        object: "list",
+        data,
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -79,7 +87,10 @@ pub struct LedgerStatus {
 #[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let started = Instant::now();
-    let db_ok = matches!(tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await, Ok(Ok(())));
+    let db_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
+        Ok(Ok(()))
+    );
     let database = DependencyStatus {
         status: if db_ok { "healthy" } else { "unhealthy" },
         backend: state.store.backend(),
@@ -88,13 +99,25 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let depth = state.ledger.queue_depth();
     let capacity = state.config.ledger.queue_capacity;
     let ledger = LedgerStatus {
-        status: if depth * 2 > capacity { "degraded" } else { "healthy" },
+        status: if depth * 2 > capacity {
+            "degraded"
+        } else {
+            "healthy"
+        },
         queue_depth: depth,
         queue_capacity: capacity,
         dropped: state.ledger.stats().snapshot().dropped,
     };
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Readiness { status: if db_ok { "ready" } else { "unready" }, database, ledger };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if db_ok { "ready" } else { "unready" },
+        database,
+        ledger,
+    };
     (status, Json(body)).into_response()
 }
 
@@ -102,7 +125,14 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = state.metrics.render(&state.ledger);
-    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// This document: OpenAPI 3.1, generated from the handlers and types.
@@ -110,5 +140,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 pub async fn openapi() -> Response {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
-    ([(http::header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        doc.clone(),
+    )
+        .into_response()
 }

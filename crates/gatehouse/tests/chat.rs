@@ -1,5 +1,7 @@
 //! Chat completions end to end: real server, mock OpenAI upstream, exact bodies and ledger rows.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 mod common;
 
 use common::{chat_body, row, sse_data, start};
@@ -9,12 +11,15 @@ use test_support::{Behavior, MockUpstream};
 
 #[tokio::test]
 async fn non_streaming_round_trip_and_exact_cost() {
-    let up = MockUpstream::start(Behavior::ok("Hello there friend").with_usage(1_000, 500, 200)).await;
+    let up =
+        MockUpstream::start(Behavior::ok("Hello there friend").with_usage(1_000, 500, 200)).await;
     let mut gate = start(&up.base_url, "").await;
     let mut body = chat_body("m1", "hi");
     body["logit_bias"] = json!({"50256": -100});
     body["temperature"] = json!(0.2);
-    let resp = gate.post_with_id("/v1/chat/completions", &body, "req-nonstream-1").await;
+    let resp = gate
+        .post_with_id("/v1/chat/completions", &body, "req-nonstream-1")
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], "req-nonstream-1");
     let v: Value = resp.json().await.unwrap();
@@ -29,14 +34,27 @@ async fn non_streaming_round_trip_and_exact_cost() {
     assert_eq!(sent.body["model"], "gpt-4o-mini");
     assert_eq!(sent.body["logit_bias"]["50256"], -100);
     assert_eq!(sent.body["temperature"], 0.2);
-    assert_eq!(sent.header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
 
     let store = gate.shutdown_and_store().await;
     let r = row(&store, "req-nonstream-1").await;
     // 800 × $2.50 + 200 × $1.25 + 500 × $10 per Mtok = 2000 + 250 + 5000 micro-USD.
     assert_eq!(r.cost_micros, 7_250);
-    assert_eq!((r.prompt_tokens, r.completion_tokens, r.cached_tokens), (1_000, 500, 200));
-    assert_eq!((r.model.as_str(), r.provider.as_str(), r.upstream_model.as_str()), ("m1", "up", "gpt-4o-mini"));
+    assert_eq!(
+        (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
+        (1_000, 500, 200)
+    );
+    assert_eq!(
+        (
+            r.model.as_str(),
+            r.provider.as_str(),
+            r.upstream_model.as_str()
+        ),
+        ("m1", "up", "gpt-4o-mini")
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.flags, 0);
     assert_eq!(r.error_code, None);
@@ -49,16 +67,25 @@ async fn streaming_chunks_usage_and_done() {
     let mut body = chat_body("m1", "count");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let resp = gate.post_with_id("/v1/chat/completions", &body, "req-stream-usage").await;
+    let resp = gate
+        .post_with_id("/v1/chat/completions", &body, "req-stream-usage")
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let text = resp.text().await.unwrap();
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     let content: String = chunks
         .iter()
-        .filter_map(|c| c["choices"].get(0).and_then(|c| c["delta"]["content"].as_str()))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str())
+        })
         .collect();
     assert_eq!(content, "one two three");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -66,11 +93,21 @@ async fn streaming_chunks_usage_and_done() {
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["total_tokens"], 15);
-    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["usage"].is_null() && c.get("usage").is_some()));
-    let finish: Vec<_> = chunks.iter().filter_map(|c| c["choices"].get(0)?["finish_reason"].as_str()).collect();
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c["usage"].is_null() && c.get("usage").is_some())
+    );
+    let finish: Vec<_> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0)?["finish_reason"].as_str())
+        .collect();
     assert_eq!(finish, vec!["stop"]);
     // Gatehouse always asks the upstream for usage.
-    assert_eq!(up.requests()[0].body["stream_options"]["include_usage"], true);
+    assert_eq!(
+        up.requests()[0].body["stream_options"]["include_usage"],
+        true
+    );
 
     let store = gate.shutdown_and_store().await;
     let r = row(&store, "req-stream-usage").await;
@@ -86,7 +123,12 @@ async fn streaming_without_include_usage_hides_usage() {
     let mut gate = start(&up.base_url, "").await;
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
-    let text = gate.post_with_id("/v1/chat/completions", &body, "req-stream-nousage").await.text().await.unwrap();
+    let text = gate
+        .post_with_id("/v1/chat/completions", &body, "req-stream-nousage")
+        .await
+        .text()
+        .await
+        .unwrap();
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     for d in &data[..data.len() - 1] {
@@ -101,13 +143,16 @@ async fn streaming_without_include_usage_hides_usage() {
 #[tokio::test]
 async fn client_disconnect_cancels_upstream() {
     let up = MockUpstream::start(
-        Behavior::ok("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10").with_chunk_delay(std::time::Duration::from_millis(200)),
+        Behavior::ok("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
+            .with_chunk_delay(std::time::Duration::from_millis(200)),
     )
     .await;
     let mut gate = start(&up.base_url, "").await;
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
-    let mut resp = gate.post_with_id("/v1/chat/completions", &body, "req-disconnect").await;
+    let mut resp = gate
+        .post_with_id("/v1/chat/completions", &body, "req-disconnect")
+        .await;
     let first = resp.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).starts_with("data: "));
     drop(resp);
@@ -127,9 +172,14 @@ async fn mid_stream_failure_ends_with_an_error_event() {
     let mut gate = start(&up.base_url, "").await;
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
-    let resp = gate.post_with_id("/v1/chat/completions", &body, "req-midstream").await;
+    let resp = gate
+        .post_with_id("/v1/chat/completions", &body, "req-midstream")
+        .await;
     assert_eq!(resp.status(), 200);
-    let text = tokio::time::timeout(std::time::Duration::from_secs(10), resp.text()).await.unwrap().unwrap();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), resp.text())
+        .await
+        .unwrap()
+        .unwrap();
     let data = sse_data(&text);
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "provider_error");
@@ -137,7 +187,10 @@ async fn mid_stream_failure_ends_with_an_error_event() {
     assert!(!text.contains("[DONE]"));
     let store = gate.shutdown_and_store().await;
     let r = row(&store, "req-midstream").await;
-    assert_eq!((r.status, r.error_code.as_deref()), (502, Some("provider_error")));
+    assert_eq!(
+        (r.status, r.error_code.as_deref()),
+        (502, Some("provider_error"))
+    );
     assert!(r.has_flag(UsageRecord::FLAG_TOKENS_ESTIMATED));
 }
 
@@ -157,20 +210,38 @@ async fn error_for(behavior: Behavior, stream: bool) -> (u16, reqwest::header::H
 #[tokio::test]
 async fn upstream_errors_map_to_the_contract() {
     let (s, _, v) = error_for(Behavior::server_error(), false).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (502, Some("provider_error")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (502, Some("provider_error"))
+    );
 
     let (s, h, v) = error_for(Behavior::rate_limited(7), false).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (503, Some("provider_rate_limited")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (503, Some("provider_rate_limited"))
+    );
     assert_eq!(h["retry-after"], "7");
 
     let (s, _, v) = error_for(Behavior::unauthorized(), false).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (502, Some("provider_error")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (502, Some("provider_error"))
+    );
     let msg = v["error"]["message"].as_str().unwrap();
-    assert_eq!(msg, "the upstream provider rejected Gatehouse's credentials");
+    assert_eq!(
+        msg,
+        "the upstream provider rejected Gatehouse's credentials"
+    );
 
     let (s, _, v) = error_for(Behavior::bad_request("Invalid value for 'n'"), false).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_request")));
-    assert_eq!(v["error"]["message"], "upstream rejected the request: Invalid value for 'n'");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert_eq!(
+        v["error"]["message"],
+        "upstream rejected the request: Invalid value for 'n'"
+    );
 
     // A stream that cannot be opened is reported before any byte is sent.
     let (s, h, _) = error_for(Behavior::rate_limited(3), true).await;
@@ -181,7 +252,9 @@ async fn upstream_errors_map_to_the_contract() {
 async fn upstream_timeout_is_504() {
     let up = MockUpstream::start(Behavior::hang()).await;
     let mut gate = start(&up.base_url, "").await;
-    let resp = gate.post_with_id("/v1/chat/completions", &chat_body("m1", "x"), "req-timeout").await;
+    let resp = gate
+        .post_with_id("/v1/chat/completions", &chat_body("m1", "x"), "req-timeout")
+        .await;
     assert_eq!(resp.status(), 504);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upstream_timeout");
@@ -191,7 +264,11 @@ async fn upstream_timeout_is_504() {
 
 #[tokio::test]
 async fn stream_open_failure_falls_back_to_a_plain_call() {
-    let up = MockUpstream::start_sequence(vec![Behavior::server_error(), Behavior::ok("rescued reply")]).await;
+    let up = MockUpstream::start_sequence(vec![
+        Behavior::server_error(),
+        Behavior::ok("rescued reply"),
+    ])
+    .await;
     let gate = start(&up.base_url, "").await;
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
@@ -219,18 +296,35 @@ async fn response_size_cap_truncates() {
 
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
-    let text = gate.post_with_id("/v1/chat/completions", &body, "req-trunc-stream").await.text().await.unwrap();
+    let text = gate
+        .post_with_id("/v1/chat/completions", &body, "req-trunc-stream")
+        .await
+        .text()
+        .await
+        .unwrap();
     let data = sse_data(&text);
     let content: String = data
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| c["choices"].get(0).and_then(|c| c["delta"]["content"].as_str().map(str::to_owned)))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str().map(str::to_owned))
+        })
         .collect();
     assert_eq!(content, "abcde");
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let store = gate.shutdown_and_store().await;
-    assert!(row(&store, "req-trunc").await.has_flag(UsageRecord::FLAG_TRUNCATED));
-    assert!(row(&store, "req-trunc-stream").await.has_flag(UsageRecord::FLAG_TRUNCATED));
+    assert!(
+        row(&store, "req-trunc")
+            .await
+            .has_flag(UsageRecord::FLAG_TRUNCATED)
+    );
+    assert!(
+        row(&store, "req-trunc-stream")
+            .await
+            .has_flag(UsageRecord::FLAG_TRUNCATED)
+    );
 }
 
 #[tokio::test]
@@ -251,18 +345,36 @@ async fn tool_calls_pass_through() {
     let mut body = chat_body("m1", "weather?");
     body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
     body["tool_choice"] = json!("auto");
-    let v: Value = gate.post("/v1/chat/completions", &body).await.json().await.unwrap();
+    let v: Value = gate
+        .post("/v1/chat/completions", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], r#"{"city":"Paris"}"#);
-    assert_eq!(up.requests()[0].body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        r#"{"city":"Paris"}"#
+    );
+    assert_eq!(
+        up.requests()[0].body["tools"][0]["function"]["name"],
+        "get_weather"
+    );
 
     body["stream"] = json!(true);
-    let text = gate.post("/v1/chat/completions", &body).await.text().await.unwrap();
+    let text = gate
+        .post("/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
     let args: String = sse_data(&text)
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter_map(|c| {
-            c["choices"].get(0)?["delta"]["tool_calls"].get(0)?["function"]["arguments"].as_str().map(str::to_owned)
+            c["choices"].get(0)?["delta"]["tool_calls"].get(0)?["function"]["arguments"]
+                .as_str()
+                .map(str::to_owned)
         })
         .collect();
     assert_eq!(args, r#"{"city":"Paris"}"#);

@@ -1,5 +1,7 @@
 //! The usage ledger under load and across shutdown, on SQLite and (when configured) PostgreSQL.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 mod common;
 
 use std::time::Duration;
@@ -13,7 +15,10 @@ async fn thousand_concurrent_requests_make_thousand_rows(db_url: &str) {
     let up = MockUpstream::start(Behavior::ok("fine").with_usage(10, 1, 0)).await;
     let mut gate = start_with_toml(&config_toml(&up.base_url, db_url, "")).await;
     let gate_base = gate.base.clone();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1_000).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1_000)
+        .build()
+        .unwrap();
     let tasks: Vec<_> = (0..1_000)
         .map(|i| {
             let client = client.clone();
@@ -23,7 +28,13 @@ async fn thousand_concurrent_requests_make_thousand_rows(db_url: &str) {
                 body["stream"] = json!(true);
             }
             tokio::spawn(async move {
-                let resp = client.post(url).header("x-request-id", format!("load-{i}")).json(&body).send().await.unwrap();
+                let resp = client
+                    .post(url)
+                    .header("x-request-id", format!("load-{i}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200);
                 resp.bytes().await.unwrap();
             })
@@ -54,7 +65,10 @@ async fn postgres_url() -> Option<String> {
     };
     let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
     let pool = sqlx::PgPool::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
@@ -69,25 +83,40 @@ async fn postgres_thousand_concurrent_requests() {
 
 #[tokio::test]
 async fn postgres_ledger_row_is_exact() {
-    let Some(url) = postgres_url().await else { return };
+    let Some(url) = postgres_url().await else {
+        return;
+    };
     let up = MockUpstream::start(Behavior::ok("x y").with_usage(1_000, 500, 200)).await;
     let mut gate = start_with_toml(&config_toml(&up.base_url, &url, "")).await;
-    gate.post_with_id("/v1/chat/completions", &chat_body("m1", "hi"), "pg-1").await;
+    gate.post_with_id("/v1/chat/completions", &chat_body("m1", "hi"), "pg-1")
+        .await;
     let store = gate.shutdown_and_store().await;
     assert_eq!(store.backend(), "postgres");
     let r = row(&store, "pg-1").await;
-    assert_eq!((r.cost_micros, r.prompt_tokens, r.cached_tokens, r.status), (7_250, 1_000, 200, 200));
+    assert_eq!(
+        (r.cost_micros, r.prompt_tokens, r.cached_tokens, r.status),
+        (7_250, 1_000, 200, 200)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_streams_and_loses_no_record() {
-    let up = MockUpstream::start(Behavior::ok("s1 s2 s3 s4 s5").with_chunk_delay(Duration::from_millis(100))).await;
+    let up = MockUpstream::start(
+        Behavior::ok("s1 s2 s3 s4 s5").with_chunk_delay(Duration::from_millis(100)),
+    )
+    .await;
     let mut gate = start(&up.base_url, "").await;
     let client = gate.client.clone();
     let url = gate.url("/v1/chat/completions");
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
-    let mut resp = client.post(&url).header("x-request-id", "in-flight-1").json(&body).send().await.unwrap();
+    let mut resp = client
+        .post(&url)
+        .header("x-request-id", "in-flight-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let first = resp.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
     // Shut down while the stream is still running; it must be allowed to finish.
@@ -104,5 +133,12 @@ async fn graceful_shutdown_finishes_streams_and_loses_no_record() {
     let r = row(&store, "in-flight-1").await;
     assert_eq!(r.status, 200);
     // New connections are refused once shutdown began.
-    assert!(client.post(&url).json(&chat_body("m1", "x")).send().await.is_err());
+    assert!(
+        client
+            .post(&url)
+            .json(&chat_body("m1", "x"))
+            .send()
+            .await
+            .is_err()
+    );
 }

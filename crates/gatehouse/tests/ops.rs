@@ -1,5 +1,7 @@
 //! Operations endpoints, request ids, metrics and the OpenAPI document.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 mod common;
 
 use common::{chat_body, start};
@@ -10,10 +12,21 @@ use test_support::{Behavior, MockUpstream};
 async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
     let up = MockUpstream::start(Behavior::ok("x")).await;
     let gate = start(&up.base_url, "").await;
-    let get = |id: &'static str| gate.client.get(gate.url("/health")).header("x-request-id", id).send();
-    assert_eq!(get("abc-123_X.y:z").await.unwrap().headers()["x-request-id"], "abc-123_X.y:z");
+    let get = |id: &'static str| {
+        gate.client
+            .get(gate.url("/health"))
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(
+        get("abc-123_X.y:z").await.unwrap().headers()["x-request-id"],
+        "abc-123_X.y:z"
+    );
     // Bad input: spaces and a quote are not allowed in an id; a fresh UUID replaces it.
-    let generated = get("bad id\"").await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    let generated = get("bad id\"").await.unwrap().headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36);
     assert!(uuid::Uuid::parse_str(&generated).is_ok());
     let none = gate.client.get(gate.url("/health")).send().await.unwrap();
@@ -24,7 +37,15 @@ async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
 async fn health_ready_models() {
     let up = MockUpstream::start(Behavior::ok("x")).await;
     let gate = start(&up.base_url, "").await;
-    let h: Value = gate.client.get(gate.url("/health")).send().await.unwrap().json().await.unwrap();
+    let h: Value = gate
+        .client
+        .get(gate.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     let resp = gate.client.get(gate.url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -32,19 +53,54 @@ async fn health_ready_models() {
     assert_eq!(r["status"], "ready");
     assert_eq!(r["database"]["status"], "healthy");
     assert_eq!(r["database"]["backend"], "sqlite");
-    let m: Value = gate.client.get(gate.url("/v1/models")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<_> = m["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    let m: Value = gate
+        .client
+        .get(gate.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = m["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids, vec!["m1", "mock-1"]);
     assert_eq!(m["object"], "list");
 }
 
 #[tokio::test]
 async fn metrics_count_requests_tokens_cost_and_errors() {
-    let up = MockUpstream::start_sequence(vec![Behavior::ok("a b c").with_usage(100, 3, 0), Behavior::server_error()]).await;
+    let up = MockUpstream::start_sequence(vec![
+        Behavior::ok("a b c").with_usage(100, 3, 0),
+        Behavior::server_error(),
+    ])
+    .await;
     let gate = start(&up.base_url, "").await;
-    assert_eq!(gate.post("/v1/chat/completions", &chat_body("m1", "x")).await.status(), 200);
-    assert_eq!(gate.post("/v1/chat/completions", &chat_body("m1", "x")).await.status(), 502);
-    let text = gate.client.get(gate.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        gate.post("/v1/chat/completions", &chat_body("m1", "x"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        gate.post("/v1/chat/completions", &chat_body("m1", "x"))
+            .await
+            .status(),
+        502
+    );
+    let text = gate
+        .client
+        .get(gate.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "gatehouse_http_requests_total{route=\"chat\",status=\"200\"} 1",
         "gatehouse_http_requests_total{route=\"chat\",status=\"502\"} 1",
@@ -64,13 +120,29 @@ async fn metrics_count_requests_tokens_cost_and_errors() {
 async fn openapi_covers_every_route() {
     let up = MockUpstream::start(Behavior::ok("x")).await;
     let gate = start(&up.base_url, "").await;
-    let doc: Value = gate.client.get(gate.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = gate
+        .client
+        .get(gate.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let mut paths: Vec<_> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     paths.sort();
     assert_eq!(
         paths,
-        vec!["/health", "/metrics", "/openapi.json", "/ready", "/v1/chat/completions", "/v1/embeddings", "/v1/models"]
+        vec![
+            "/health",
+            "/metrics",
+            "/openapi.json",
+            "/ready",
+            "/v1/chat/completions",
+            "/v1/embeddings",
+            "/v1/models"
+        ]
     );
     assert!(doc["components"]["schemas"]["ChatRequest"].is_object());
 }
@@ -84,7 +156,10 @@ async fn embeddings_honour_encoding_format() {
     )
     .await;
     let f: Value = gate
-        .post("/v1/embeddings", &serde_json::json!({"model": "emb", "input": ["hello", "world"]}))
+        .post(
+            "/v1/embeddings",
+            &serde_json::json!({"model": "emb", "input": ["hello", "world"]}),
+        )
         .await
         .json()
         .await
@@ -99,13 +174,25 @@ async fn embeddings_honour_encoding_format() {
         .await
         .unwrap();
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b["data"][0]["embedding"].as_str().unwrap()).unwrap();
-    let decoded: Vec<f64> =
-        bytes.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect();
-    let expected: Vec<f64> = floats.iter().map(|v| f64::from(v.as_f64().unwrap() as f32)).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f64> = bytes
+        .chunks_exact(4)
+        .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
+    let expected: Vec<f64> = floats
+        .iter()
+        .map(|v| f64::from(v.as_f64().unwrap() as f32))
+        .collect();
     assert_eq!(decoded, expected);
     // Bad input: an empty input list.
-    let resp = gate.post("/v1/embeddings", &serde_json::json!({"model": "emb", "input": []})).await;
+    let resp = gate
+        .post(
+            "/v1/embeddings",
+            &serde_json::json!({"model": "emb", "input": []}),
+        )
+        .await;
     assert_eq!(resp.status(), 400);
 }
 
@@ -113,9 +200,22 @@ async fn embeddings_honour_encoding_format() {
 async fn the_builtin_mock_serves_without_any_upstream() {
     let up = MockUpstream::start(Behavior::ok("x")).await;
     let gate = start(&up.base_url, "").await;
-    let v: Value = gate.post("/v1/chat/completions", &chat_body("mock-1", "hello")).await.json().await.unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "This is the Gatehouse mock provider. You said: hello");
-    let resp = gate.post("/v1/chat/completions", &chat_body("mock-1", "[mock:status=429]")).await;
+    let v: Value = gate
+        .post("/v1/chat/completions", &chat_body("mock-1", "hello"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "This is the Gatehouse mock provider. You said: hello"
+    );
+    let resp = gate
+        .post(
+            "/v1/chat/completions",
+            &chat_body("mock-1", "[mock:status=429]"),
+        )
+        .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(up.hits(), 0);
 }

@@ -1,24 +1,38 @@
 //! Every validation rule over HTTP: status, code and the `param` naming the field. The upstream
 //! must never be called for a rejected request.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
 mod common;
 
 use common::start;
 use serde_json::{Value, json};
 use test_support::{Behavior, MockUpstream};
 
-async fn check(gate: &common::Gate, body: reqwest::Body, status: u16, code: &str, param: Option<&str>) {
+async fn check(
+    gate: &common::Gate,
+    body: reqwest::Body,
+    status: u16,
+    code: &str,
+    param: Option<&str>,
+) {
     let resp = gate.post_raw("/v1/chat/completions", body).await;
     assert_eq!(resp.status().as_u16(), status);
     assert!(resp.headers().contains_key("x-request-id"));
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], code, "{v}");
     assert_eq!(v["error"]["param"].as_str(), param, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 fn msgs(messages: Value) -> reqwest::Body {
-    json!({"model": "m1", "messages": messages}).to_string().into()
+    json!({"model": "m1", "messages": messages})
+        .to_string()
+        .into()
 }
 
 #[tokio::test]
@@ -32,7 +46,14 @@ async fn bad_input_is_rejected_with_the_field_named() {
     // Malformed JSON.
     check(&gate, "{\"model\": ".into(), 400, "invalid_json", None).await;
     // Wrong type for content.
-    check(&gate, msgs(json!([{"role": "user", "content": 42}])), 400, "invalid_request", Some("messages[0].content")).await;
+    check(
+        &gate,
+        msgs(json!([{"role": "user", "content": 42}])),
+        400,
+        "invalid_request",
+        Some("messages[0].content"),
+    )
+    .await;
     // Wrong type for a parameter.
     check(
         &gate,
@@ -43,9 +64,23 @@ async fn bad_input_is_rejected_with_the_field_named() {
     )
     .await;
     // Unknown role.
-    check(&gate, msgs(json!([{"role": "wizard", "content": "x"}])), 400, "invalid_request", Some("messages[0].role")).await;
+    check(
+        &gate,
+        msgs(json!([{"role": "wizard", "content": "x"}])),
+        400,
+        "invalid_request",
+        Some("messages[0].role"),
+    )
+    .await;
     // Empty and whitespace-only content.
-    check(&gate, msgs(json!([{"role": "user", "content": ""}])), 400, "invalid_request", Some("messages[0].content")).await;
+    check(
+        &gate,
+        msgs(json!([{"role": "user", "content": ""}])),
+        400,
+        "invalid_request",
+        Some("messages[0].content"),
+    )
+    .await;
     check(
         &gate,
         msgs(json!([{"role": "user", "content": "ok"}, {"role": "user", "content": " \t\n "}])),
@@ -55,21 +90,46 @@ async fn bad_input_is_rejected_with_the_field_named() {
     )
     .await;
     // Too many messages.
-    check(&gate, msgs(Value::Array(vec![json!({"role": "user", "content": "a"}); 4])), 400, "invalid_request", Some("messages")).await;
+    check(
+        &gate,
+        msgs(Value::Array(vec![
+            json!({"role": "user", "content": "a"});
+            4
+        ])),
+        400,
+        "invalid_request",
+        Some("messages"),
+    )
+    .await;
     // A message over the character limit.
     check(
         &gate,
-        msgs(json!([{"role": "user", "content": "a"}, {"role": "user", "content": "x".repeat(21)}])),
+        msgs(
+            json!([{"role": "user", "content": "a"}, {"role": "user", "content": "x".repeat(21)}]),
+        ),
         400,
         "invalid_request",
         Some("messages[1].content"),
     )
     .await;
     // Missing messages.
-    check(&gate, json!({"model": "m1"}).to_string().into(), 400, "invalid_request", Some("messages")).await;
+    check(
+        &gate,
+        json!({"model": "m1"}).to_string().into(),
+        400,
+        "invalid_request",
+        Some("messages"),
+    )
+    .await;
     // Unknown model.
-    check(&gate, msgs(json!([{"role": "user", "content": "a"}])).into_model("nope"), 404, "model_not_found", Some("model"))
-        .await;
+    check(
+        &gate,
+        msgs(json!([{"role": "user", "content": "a"}])).into_model("nope"),
+        404,
+        "model_not_found",
+        Some("model"),
+    )
+    .await;
     assert_eq!(up.hits(), 0, "a rejected request reached the upstream");
 }
 
@@ -90,8 +150,12 @@ impl IntoModel for reqwest::Body {
 async fn body_over_the_limit_is_413() {
     let up = MockUpstream::start(Behavior::ok("never")).await;
     let gate = start(&up.base_url, "").await;
-    let gate_small = common::start_with_toml(&common::config_toml(&up.base_url, &common::temp_db_url(), "")
-        .replace("shutdown_grace_secs = 10", "shutdown_grace_secs = 10\nmax_body_bytes = 1024"))
+    let gate_small = common::start_with_toml(
+        &common::config_toml(&up.base_url, &common::temp_db_url(), "").replace(
+            "shutdown_grace_secs = 10",
+            "shutdown_grace_secs = 10\nmax_body_bytes = 1024",
+        ),
+    )
     .await;
     drop(gate);
     // Bad input: a 2 KiB body against a 1 KiB limit.
@@ -104,22 +168,48 @@ async fn body_over_the_limit_is_413() {
 async fn control_characters_are_stripped_before_the_upstream() {
     let up = MockUpstream::start(Behavior::ok("fine")).await;
     let gate = start(&up.base_url, "").await;
-    let resp = gate.post_raw("/v1/chat/completions", msgs(json!([{"role": "user", "content": "he\u{0}llo\u{1b}\n"}]))).await;
+    let resp = gate
+        .post_raw(
+            "/v1/chat/completions",
+            msgs(json!([{"role": "user", "content": "he\u{0}llo\u{1b}\n"}])),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(up.requests()[0].body["messages"][0]["content"], "hello\n");
-    let metrics = gate.client.get(gate.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("gatehouse_control_chars_stripped_total 2"), "{metrics}");
+    let metrics = gate
+        .client
+        .get(gate.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gatehouse_control_chars_stripped_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_use_the_error_shape() {
     let up = MockUpstream::start(Behavior::ok("x")).await;
     let gate = start(&up.base_url, "").await;
-    let resp = gate.client.get(gate.url("/v1/nothing")).send().await.unwrap();
+    let resp = gate
+        .client
+        .get(gate.url("/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "not_found");
-    let resp = gate.client.get(gate.url("/v1/chat/completions")).send().await.unwrap();
+    let resp = gate
+        .client
+        .get(gate.url("/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "method_not_allowed");

@@ -140,16 +140,34 @@ mod tests {
 
     #[test]
     fn status_classification() {
-        assert_eq!(ProviderError::from_status(401, "", "x").kind, ProviderErrorKind::Auth);
-        assert_eq!(ProviderError::from_status(429, "", "x").kind, ProviderErrorKind::RateLimited);
-        assert_eq!(ProviderError::from_status(500, "", "x").kind, ProviderErrorKind::Unavailable);
-        assert_eq!(ProviderError::from_status(529, "", "x").kind, ProviderErrorKind::Unavailable);
-        assert_eq!(ProviderError::from_status(504, "", "x").kind, ProviderErrorKind::Timeout);
+        assert_eq!(
+            ProviderError::from_status(401, "", "x").kind,
+            ProviderErrorKind::Auth
+        );
+        assert_eq!(
+            ProviderError::from_status(429, "", "x").kind,
+            ProviderErrorKind::RateLimited
+        );
+        assert_eq!(
+            ProviderError::from_status(500, "", "x").kind,
+            ProviderErrorKind::Unavailable
+        );
+        assert_eq!(
+            ProviderError::from_status(529, "", "x").kind,
+            ProviderErrorKind::Unavailable
+        );
+        assert_eq!(
+            ProviderError::from_status(504, "", "x").kind,
+            ProviderErrorKind::Timeout
+        );
         assert_eq!(
             ProviderError::from_status(400, "context_length_exceeded", "x").kind,
             ProviderErrorKind::ContextLength
         );
-        assert_eq!(ProviderError::from_status(400, "invalid", "x").kind, ProviderErrorKind::BadRequest);
+        assert_eq!(
+            ProviderError::from_status(400, "invalid", "x").kind,
+            ProviderErrorKind::BadRequest
+        );
     }
 
     #[test]
@@ -158,7 +176,10 @@ mod tests {
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after_from_headers(&h), Some(Duration::from_secs(7)));
         h.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after_from_headers(&h), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after_from_headers(&h),
+            Some(Duration::from_millis(1500))
+        );
         let mut bad = http::HeaderMap::new();
         bad.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after_from_headers(&bad), None);

@@ -25,11 +25,17 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
 
-    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ProviderError>>;
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>>;
 
     /// Opens a stream. Providers always ask the upstream for usage so the ledger has exact
     /// counts; the gateway hides the usage chunk from clients that did not ask for it.
-    fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
 
     fn embed<'a>(
         &'a self,
@@ -65,7 +71,10 @@ impl FromStr for ProviderKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown provider kind `{s}` (expected one of: {})", names.join(", "))
+                format!(
+                    "unknown provider kind `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }

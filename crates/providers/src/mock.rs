@@ -94,16 +94,35 @@ impl MockProvider {
         let mut chunks = Vec::with_capacity(pieces.len() + 3);
         let with_delta = |delta: Delta, finish_reason: Option<FinishReason>| {
             let mut c = base.clone();
-            c.choices.push(ChunkChoice { index: 0, delta, finish_reason, logprobs: None });
+            c.choices.push(ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+                logprobs: None,
+            });
             c
         };
-        chunks.push(with_delta(Delta { role: Some(Role::Assistant), content: Some(String::new()), ..Delta::default() }, None));
+        chunks.push(with_delta(
+            Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        ));
         for p in pieces {
-            chunks.push(with_delta(Delta { content: Some(p), ..Delta::default() }, None));
+            chunks.push(with_delta(
+                Delta {
+                    content: Some(p),
+                    ..Delta::default()
+                },
+                None,
+            ));
         }
         chunks.push(with_delta(Delta::default(), Some(finish)));
         let mut usage_chunk = base.clone();
-        usage_chunk.usage = UsageField::Present(Usage::new(reply.prompt_tokens, completion_tokens, 0));
+        usage_chunk.usage =
+            UsageField::Present(Usage::new(reply.prompt_tokens, completion_tokens, 0));
         chunks.push(usage_chunk);
 
         let delay = self.settings.chunk_delay;
@@ -116,7 +135,10 @@ impl MockProvider {
         Ok(Box::pin(s))
     }
 
-    async fn embed_inner(&self, req: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+    async fn embed_inner(
+        &self,
+        req: &EmbeddingsRequest,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         if !self.settings.latency.is_zero() {
             tokio::time::sleep(self.settings.latency).await;
         }
@@ -136,7 +158,10 @@ impl MockProvider {
             object: "list".into(),
             data,
             model: req.model.clone(),
-            usage: EmbeddingsUsage { prompt_tokens: tokens, total_tokens: tokens },
+            usage: EmbeddingsUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
         })
     }
 }
@@ -145,13 +170,22 @@ impl Provider for MockProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Mock
     }
-    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         self.chat_inner(req).boxed()
     }
-    fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         self.stream_inner(req).boxed()
     }
-    fn embed<'a>(&'a self, req: &'a EmbeddingsRequest) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+    fn embed<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
         self.embed_inner(req).boxed()
     }
 }
@@ -194,17 +228,29 @@ impl Reply {
         let prompt_tokens = req
             .messages
             .iter()
-            .map(|m| 4 + m.content.as_ref().map_or(0, |c| estimate_tokens(&c.joined_text())))
+            .map(|m| {
+                4 + m
+                    .content
+                    .as_ref()
+                    .map_or(0, |c| estimate_tokens(&c.joined_text()))
+            })
             .sum::<u64>()
             + 3;
         let hash = fnv1a(text.as_bytes()) ^ prompt_tokens;
-        Reply { id: format!("chatcmpl-mock{hash:016x}"), pieces: split_words(&text), prompt_tokens, forced_status }
+        Reply {
+            id: format!("chatcmpl-mock{hash:016x}"),
+            pieces: split_words(&text),
+            prompt_tokens,
+            forced_status,
+        }
     }
 
     /// The reply cut to `max` pieces (one piece counts as one token).
     fn capped(&self, max: Option<u32>) -> (Vec<String>, FinishReason) {
         match max {
-            Some(m) if (m as usize) < self.pieces.len() => (self.pieces[..m as usize].to_vec(), FinishReason::Length),
+            Some(m) if (m as usize) < self.pieces.len() => {
+                (self.pieces[..m as usize].to_vec(), FinishReason::Length)
+            }
             _ => (self.pieces.clone(), FinishReason::Stop),
         }
     }
@@ -242,7 +288,9 @@ pub fn estimate_tokens(text: &str) -> u64 {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A unit vector derived from the text's hash: equal texts give equal vectors.
@@ -256,7 +304,12 @@ fn deterministic_vector(text: &str, dims: usize) -> Vec<f32> {
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
-    let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+    let norm = raw
+        .iter()
+        .map(|v| v * v)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     raw.into_iter().map(|v| v / norm).collect()
 }
 
@@ -266,7 +319,11 @@ mod tests {
     use crate::Message;
 
     fn req(text: &str) -> ChatRequest {
-        ChatRequest { model: "mock-1".into(), messages: vec![Message::text(Role::User, text)], ..ChatRequest::default() }
+        ChatRequest {
+            model: "mock-1".into(),
+            messages: vec![Message::text(Role::User, text)],
+            ..ChatRequest::default()
+        }
     }
 
     #[tokio::test]
@@ -276,7 +333,10 @@ mod tests {
         let b = p.chat(&req("hello there")).await.unwrap();
         assert_eq!(a.id, b.id);
         let text = a.choices[0].message.content.clone().unwrap();
-        assert_eq!(text, "This is the Gatehouse mock provider. You said: hello there");
+        assert_eq!(
+            text,
+            "This is the Gatehouse mock provider. You said: hello there"
+        );
         assert_eq!(a.usage.unwrap(), Usage::new(10, 10, 0));
     }
 
@@ -287,10 +347,27 @@ mod tests {
         let chunks: Vec<_> = s.collect().await;
         let text: String = chunks
             .iter()
-            .filter_map(|c| c.as_ref().unwrap().choices.first().and_then(|c| c.delta.content.clone()))
+            .filter_map(|c| {
+                c.as_ref()
+                    .unwrap()
+                    .choices
+                    .first()
+                    .and_then(|c| c.delta.content.clone())
+            })
             .collect();
         assert_eq!(text, "a  b c");
-        assert_eq!(chunks.last().unwrap().as_ref().unwrap().usage.usage().unwrap().completion_tokens, 3);
+        assert_eq!(
+            chunks
+                .last()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .usage
+                .usage()
+                .unwrap()
+                .completion_tokens,
+            3
+        );
     }
 
     #[tokio::test]

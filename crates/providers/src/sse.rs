@@ -102,12 +102,21 @@ mod tests {
 
     #[test]
     fn events_split_across_reads_and_crlf() {
-        let evs = parse_all(&[b"event: ping\r\nda", b"ta: {\"a\":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n"]);
+        let evs = parse_all(&[
+            b"event: ping\r\nda",
+            b"ta: {\"a\":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n",
+        ]);
         assert_eq!(
             evs,
             vec![
-                SseEvent { event: Some("ping".into()), data: "{\"a\":1}".into() },
-                SseEvent { event: None, data: "x\ny".into() },
+                SseEvent {
+                    event: Some("ping".into()),
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "x\ny".into()
+                },
             ]
         );
     }
@@ -119,7 +128,10 @@ mod tests {
 
     #[test]
     fn oversized_line_is_rejected() {
-        let mut p = SseParser { max_line: 4, ..SseParser::default() };
+        let mut p = SseParser {
+            max_line: 4,
+            ..SseParser::default()
+        };
         let mut out = Vec::new();
         assert_eq!(p.push(b"data: 123456", &mut out), Err(SseTooLarge));
     }

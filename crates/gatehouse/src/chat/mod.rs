@@ -49,11 +49,19 @@ pub async fn chat_completions(
     cap_output_tokens(&mut req, &target);
     req.model.clone_from(&target.upstream_model);
 
-    let guard = UsageGuard::new(Arc::clone(&state), &request_id, Route::Chat, Arc::clone(&target), started);
+    let guard = UsageGuard::new(
+        Arc::clone(&state),
+        &request_id,
+        Route::Chat,
+        Arc::clone(&target),
+        started,
+    );
     if req.is_stream() {
         return stream::respond(state, target, req, guard).await;
     }
-    complete(&state, &target, &req, guard).await.map(|r| Json(r).into_response())
+    complete(&state, &target, &req, guard)
+        .await
+        .map(|r| Json(r).into_response())
 }
 
 /// Clamp the client's output cap to the model's configured maximum.
@@ -69,7 +77,12 @@ fn cap_output_tokens(req: &mut ChatRequest, target: &Target) {
     }
 }
 
-async fn complete(state: &AppState, target: &Target, req: &ChatRequest, mut guard: UsageGuard) -> Result<ChatResponse, ApiError> {
+async fn complete(
+    state: &AppState,
+    target: &Target,
+    req: &ChatRequest,
+    mut guard: UsageGuard,
+) -> Result<ChatResponse, ApiError> {
     let mut resp = match target.provider.chat(req).await {
         Ok(r) => r,
         Err(e) => {
@@ -91,7 +104,10 @@ async fn complete(state: &AppState, target: &Target, req: &ChatRequest, mut guar
                 .iter()
                 .map(|c| c.message.content.as_deref().map_or(0, count_tokens))
                 .sum();
-            guard.set_usage(&Usage::new(estimate_prompt_tokens(req), completion, 0), true);
+            guard.set_usage(
+                &Usage::new(estimate_prompt_tokens(req), completion, 0),
+                true,
+            );
         }
     }
     guard.finish_ok();
@@ -107,7 +123,10 @@ fn truncate_response(resp: &mut ChatResponse, max_chars: usize) -> bool {
         if let Some(text) = &mut c.message.content {
             let n = text.chars().count();
             if n > budget {
-                let cut = text.char_indices().nth(budget).map_or(text.len(), |(i, _)| i);
+                let cut = text
+                    .char_indices()
+                    .nth(budget)
+                    .map_or(text.len(), |(i, _)| i);
                 text.truncate(cut);
                 c.finish_reason = Some(FinishReason::Length);
                 truncated = true;
@@ -124,7 +143,9 @@ fn truncate_response(resp: &mut ChatResponse, max_chars: usize) -> bool {
 /// the upstream failed or sent garbage, or said it cannot stream.
 fn stream_fallback_allowed(e: &providers::ProviderError) -> bool {
     match e.kind {
-        ProviderErrorKind::Unavailable | ProviderErrorKind::Connect | ProviderErrorKind::Decode => true,
+        ProviderErrorKind::Unavailable | ProviderErrorKind::Connect | ProviderErrorKind::Decode => {
+            true
+        }
         ProviderErrorKind::BadRequest => e.message.to_lowercase().contains("stream"),
         _ => false,
     }

@@ -11,7 +11,9 @@ use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::ReadyChunks;
 use futures_util::{StreamExt, stream};
-use providers::{ChatChunk, ChatRequest, ChunkStream, FinishReason, ProviderError, Usage, UsageField};
+use providers::{
+    ChatChunk, ChatRequest, ChunkStream, FinishReason, ProviderError, Usage, UsageField,
+};
 use store::UsageRecord;
 
 use super::stream_fallback_allowed;
@@ -23,7 +25,12 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 /// Most chunks coalesced into one write.
 const MAX_BATCH: usize = 256;
 
-pub async fn respond(state: Arc<AppState>, target: Arc<Target>, req: ChatRequest, mut guard: UsageGuard) -> Result<Response, ApiError> {
+pub async fn respond(
+    state: Arc<AppState>,
+    target: Arc<Target>,
+    req: ChatRequest,
+    mut guard: UsageGuard,
+) -> Result<Response, ApiError> {
     guard.set_flag(UsageRecord::FLAG_STREAMED);
     let upstream: ChunkStream = match target.provider.chat_stream(&req).await {
         Ok(s) => s,
@@ -147,7 +154,10 @@ impl StreamState {
                 }
                 let n = content.chars().count();
                 if n > self.remaining_chars {
-                    let at = content.char_indices().nth(self.remaining_chars).map_or(content.len(), |(i, _)| i);
+                    let at = content
+                        .char_indices()
+                        .nth(self.remaining_chars)
+                        .map_or(content.len(), |(i, _)| i);
                     content.truncate(at);
                     c.finish_reason = Some(FinishReason::Length);
                     cut = true;
@@ -193,7 +203,14 @@ impl StreamState {
     fn settle_usage(&mut self) -> Usage {
         let (usage, estimated) = match self.usage {
             Some(u) => (u, false),
-            None => (Usage::new(estimate_prompt_tokens(&self.req), count_tokens(&self.text), 0), true),
+            None => (
+                Usage::new(
+                    estimate_prompt_tokens(&self.req),
+                    count_tokens(&self.text),
+                    0,
+                ),
+                true,
+            ),
         };
         if let Some(g) = self.guard.as_mut() {
             g.set_usage(&usage, estimated);

@@ -9,12 +9,19 @@ use crate::error::ApiError;
 /// Validate `req` in place. Returns how many control characters were removed.
 pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64, ApiError> {
     if req.messages.is_empty() {
-        return Err(ApiError::invalid("messages", "`messages` must contain at least one message"));
+        return Err(ApiError::invalid(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
     }
     if req.messages.len() > limits.max_messages {
         return Err(ApiError::invalid(
             "messages",
-            format!("{} messages is over the limit of {}", req.messages.len(), limits.max_messages),
+            format!(
+                "{} messages is over the limit of {}",
+                req.messages.len(),
+                limits.max_messages
+            ),
         ));
     }
     let mut stripped = 0u64;
@@ -23,10 +30,20 @@ pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64,
         let field = format!("messages[{i}].content");
         match &mut m.content {
             None if m.role == Role::Assistant && (has_calls || m.refusal.is_some()) => {}
-            None => return Err(ApiError::invalid(field, format!("messages[{i}] has no content"))),
+            None => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("messages[{i}] has no content"),
+                ));
+            }
             Some(content) => {
                 stripped += strip_controls(content);
-                check_content(content, &field, m.role == Role::Assistant && has_calls, limits)?;
+                check_content(
+                    content,
+                    &field,
+                    m.role == Role::Assistant && has_calls,
+                    limits,
+                )?;
             }
         }
         if m.role == Role::Tool && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
@@ -39,22 +56,37 @@ pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64,
     if let Some(t) = req.temperature
         && !(0.0..=2.0).contains(&t)
     {
-        return Err(ApiError::invalid("temperature", "`temperature` must be between 0 and 2"));
+        return Err(ApiError::invalid(
+            "temperature",
+            "`temperature` must be between 0 and 2",
+        ));
     }
     if let Some(p) = req.top_p
         && !(0.0..=1.0).contains(&p)
     {
-        return Err(ApiError::invalid("top_p", "`top_p` must be between 0 and 1"));
+        return Err(ApiError::invalid(
+            "top_p",
+            "`top_p` must be between 0 and 1",
+        ));
     }
-    for (name, v) in [("max_tokens", req.max_tokens), ("max_completion_tokens", req.max_completion_tokens)] {
+    for (name, v) in [
+        ("max_tokens", req.max_tokens),
+        ("max_completion_tokens", req.max_completion_tokens),
+    ] {
         if v == Some(0) {
-            return Err(ApiError::invalid(name, format!("`{name}` must be at least 1")));
+            return Err(ApiError::invalid(
+                name,
+                format!("`{name}` must be at least 1"),
+            ));
         }
     }
     if let Some(providers::Stop::Many(v)) = &req.stop
         && v.len() > 4
     {
-        return Err(ApiError::invalid("stop", "`stop` takes at most 4 sequences"));
+        return Err(ApiError::invalid(
+            "stop",
+            "`stop` takes at most 4 sequences",
+        ));
     }
     if req.n.is_some_and(|n| n == 0 || n > 128) {
         return Err(ApiError::invalid("n", "`n` must be between 1 and 128"));
@@ -62,7 +94,12 @@ pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64,
     if let Some(tools) = &req.tools {
         for (i, t) in tools.iter().enumerate() {
             let name = &t.function.name;
-            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(ApiError::invalid(
                     format!("tools[{i}].function.name"),
                     "function names are 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'",
@@ -73,17 +110,28 @@ pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64,
     Ok(stripped)
 }
 
-fn check_content(content: &MessageContent, field: &str, may_be_empty: bool, limits: &ValidationConfig) -> Result<(), ApiError> {
+fn check_content(
+    content: &MessageContent,
+    field: &str,
+    may_be_empty: bool,
+    limits: &ValidationConfig,
+) -> Result<(), ApiError> {
     let chars = match content {
         MessageContent::Text(t) => {
             if t.trim().is_empty() && !may_be_empty {
-                return Err(ApiError::invalid(field, "message content must not be empty or only whitespace"));
+                return Err(ApiError::invalid(
+                    field,
+                    "message content must not be empty or only whitespace",
+                ));
             }
             t.chars().count()
         }
         MessageContent::Parts(parts) => {
             if parts.is_empty() && !may_be_empty {
-                return Err(ApiError::invalid(field, "message content must not be an empty list"));
+                return Err(ApiError::invalid(
+                    field,
+                    "message content must not be an empty list",
+                ));
             }
             let mut chars = 0;
             for (j, p) in parts.iter().enumerate() {
@@ -99,7 +147,10 @@ fn check_content(content: &MessageContent, field: &str, may_be_empty: bool, limi
                     }
                     ContentPart::ImageUrl { image_url } => {
                         let u = &image_url.url;
-                        if !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with("data:image/")) {
+                        if !(u.starts_with("https://")
+                            || u.starts_with("http://")
+                            || u.starts_with("data:image/"))
+                        {
                             return Err(ApiError::invalid(
                                 format!("{field}[{j}].image_url.url"),
                                 "image URLs must be http(s) URLs or data:image/… URLs",
@@ -115,7 +166,10 @@ fn check_content(content: &MessageContent, field: &str, may_be_empty: bool, limi
     if chars > limits.max_message_chars {
         return Err(ApiError::invalid(
             field,
-            format!("message is {chars} characters; the limit is {}", limits.max_message_chars),
+            format!(
+                "message is {chars} characters; the limit is {}",
+                limits.max_message_chars
+            ),
         ));
     }
     Ok(())
@@ -143,10 +197,18 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: ValidationConfig = ValidationConfig { max_messages: 3, max_message_chars: 10, max_response_chars: 100 };
+    const LIMITS: ValidationConfig = ValidationConfig {
+        max_messages: 3,
+        max_message_chars: 10,
+        max_response_chars: 100,
+    };
 
     fn req(msgs: Vec<Message>) -> ChatRequest {
-        ChatRequest { model: "m".into(), messages: msgs, ..ChatRequest::default() }
+        ChatRequest {
+            model: "m".into(),
+            messages: msgs,
+            ..ChatRequest::default()
+        }
     }
 
     fn param(mut r: ChatRequest) -> Option<String> {
@@ -157,13 +219,26 @@ mod tests {
     fn each_rule_names_its_field() {
         // Bad input: no messages; too many; blank; too long; tool without id; temperature 3.
         assert_eq!(param(req(vec![])).as_deref(), Some("messages"));
-        assert_eq!(param(req(vec![Message::text(Role::User, "a"); 4])).as_deref(), Some("messages"));
         assert_eq!(
-            param(req(vec![Message::text(Role::User, "a"), Message::text(Role::User, " \n")])).as_deref(),
+            param(req(vec![Message::text(Role::User, "a"); 4])).as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            param(req(vec![
+                Message::text(Role::User, "a"),
+                Message::text(Role::User, " \n")
+            ]))
+            .as_deref(),
             Some("messages[1].content")
         );
-        assert_eq!(param(req(vec![Message::text(Role::User, "01234567890")])).as_deref(), Some("messages[0].content"));
-        assert_eq!(param(req(vec![Message::text(Role::Tool, "r")])).as_deref(), Some("messages[0].tool_call_id"));
+        assert_eq!(
+            param(req(vec![Message::text(Role::User, "01234567890")])).as_deref(),
+            Some("messages[0].content")
+        );
+        assert_eq!(
+            param(req(vec![Message::text(Role::Tool, "r")])).as_deref(),
+            Some("messages[0].tool_call_id")
+        );
         let mut r = req(vec![Message::text(Role::User, "a")]);
         r.temperature = Some(3.0);
         assert_eq!(param(r).as_deref(), Some("temperature"));
@@ -173,6 +248,9 @@ mod tests {
     fn control_characters_are_stripped_and_counted() {
         let mut r = req(vec![Message::text(Role::User, "a\u{0}b\u{7}\n\tc")]);
         assert_eq!(validate(&mut r, &LIMITS).unwrap(), 2);
-        assert_eq!(r.messages[0].content.as_ref().unwrap().joined_text(), "ab\n\tc");
+        assert_eq!(
+            r.messages[0].content.as_ref().unwrap().joined_text(),
+            "ab\n\tc"
+        );
     }
 }

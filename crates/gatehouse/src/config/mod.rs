@@ -33,7 +33,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), message: message.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -110,8 +113,13 @@ pub struct ModelConfig {
 
 /// The well-known environment variables of each built-in provider kind: (kind, key variable,
 /// base URL variable, default base URL, default model).
-const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] =
-    &[("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", "gpt-4o-mini")];
+const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] = &[(
+    "openai",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "https://api.openai.com/v1",
+    "gpt-4o-mini",
+)];
 
 impl Config {
     /// Load from an optional file plus the process environment.
@@ -121,7 +129,10 @@ impl Config {
     }
 
     /// Load with an explicit environment (tests use this instead of mutating the process's).
-    pub fn load_with_env(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
         if let Some(p) = path {
             if !p.exists() {
@@ -133,7 +144,8 @@ impl Config {
             .iter()
             .filter_map(|(k, v)| {
                 let rest = k.strip_prefix("GATEHOUSE_")?;
-                rest.contains("__").then(|| (rest.to_lowercase().replace("__", "."), v.clone()))
+                rest.contains("__")
+                    .then(|| (rest.to_lowercase().replace("__", "."), v.clone()))
             })
             .collect();
         for (key, value) in overrides {
@@ -144,7 +156,11 @@ impl Config {
     }
 
     /// Validate a raw configuration; `env` supplies secrets and the well-known variables.
-    pub fn validate(mut raw: RawConfig, path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn validate(
+        mut raw: RawConfig,
+        path: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
         if let Some(url) = get("DATABASE_URL") {
             raw.database.url = url;
@@ -155,7 +171,10 @@ impl Config {
             if get(key_var).is_none() {
                 continue;
             }
-            let existing = raw.providers.values().any(|p| p.api_key_env.as_deref() == Some(*key_var));
+            let existing = raw
+                .providers
+                .values()
+                .any(|p| p.api_key_env.as_deref() == Some(*key_var));
             if !existing && !raw.providers.contains_key(*kind) {
                 raw.providers.insert(
                     (*kind).to_owned(),
@@ -179,39 +198,70 @@ impl Config {
         if !raw.providers.contains_key("mock") {
             raw.providers.insert("mock".into(), builtin_mock());
         }
-        if !raw.models.iter().any(|m| m.alias == "mock-1") && raw.providers.get("mock").is_some_and(|p| p.kind == "mock") {
+        if !raw.models.iter().any(|m| m.alias == "mock-1")
+            && raw.providers.get("mock").is_some_and(|p| p.kind == "mock")
+        {
             raw.models.push(builtin_mock_model());
         }
 
         let server = ServerConfig {
             listen: raw.server.listen.parse().map_err(|_| {
-                invalid("server.listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.server.listen))
+                invalid(
+                    "server.listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:8080",
+                        raw.server.listen
+                    ),
+                )
             })?,
             max_body_bytes: positive("server.max_body_bytes", raw.server.max_body_bytes)?,
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
-            sse_keepalive: Duration::from_secs(positive("server.sse_keepalive_secs", raw.server.sse_keepalive_secs)?),
+            sse_keepalive: Duration::from_secs(positive(
+                "server.sse_keepalive_secs",
+                raw.server.sse_keepalive_secs,
+            )?),
         };
         let db = raw.database.url.trim().to_owned();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            return Err(invalid("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
         }
         let ledger = store::LedgerConfig {
             queue_capacity: positive("ledger.queue_capacity", raw.ledger.queue_capacity)?,
             batch_size: positive("ledger.batch_size", raw.ledger.batch_size)?,
-            flush_interval: Duration::from_millis(positive("ledger.flush_interval_ms", raw.ledger.flush_interval_ms)?),
+            flush_interval: Duration::from_millis(positive(
+                "ledger.flush_interval_ms",
+                raw.ledger.flush_interval_ms,
+            )?),
             ..store::LedgerConfig::default()
         };
         let validation = ValidationConfig {
             max_messages: positive("validation.max_messages", raw.validation.max_messages)?,
-            max_message_chars: positive("validation.max_message_chars", raw.validation.max_message_chars)?,
-            max_response_chars: positive("validation.max_response_chars", raw.validation.max_response_chars)?,
+            max_message_chars: positive(
+                "validation.max_message_chars",
+                raw.validation.max_message_chars,
+            )?,
+            max_response_chars: positive(
+                "validation.max_response_chars",
+                raw.validation.max_response_chars,
+            )?,
         };
         let log = LogConfig {
             format: match raw.log.format.as_str() {
                 "auto" => LogFormat::Auto,
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
-                other => return Err(invalid("log.format", format!("`{other}` is not one of auto, json, pretty"))),
+                other => {
+                    return Err(invalid(
+                        "log.format",
+                        format!("`{other}` is not one of auto, json, pretty"),
+                    ));
+                }
             },
             filter: raw.log.filter.clone(),
         };
@@ -224,7 +274,10 @@ impl Config {
         for (i, m) in raw.models.iter().enumerate() {
             let field = format!("models[{i}]");
             if models.iter().any(|x: &ModelConfig| x.alias == m.alias) {
-                return Err(invalid(format!("{field}.alias"), format!("`{}` is declared twice", m.alias)));
+                return Err(invalid(
+                    format!("{field}.alias"),
+                    format!("`{}` is declared twice", m.alias),
+                ));
             }
             models.push(validate_model(&field, m, &providers)?);
         }
@@ -235,17 +288,31 @@ impl Config {
             .or(env_provider)
             .unwrap_or_else(|| "mock".into());
         let Some(dp) = providers.iter().find(|p| p.name == default_provider) else {
-            return Err(invalid("routing.default_provider", format!("no provider named `{default_provider}`")));
+            return Err(invalid(
+                "routing.default_provider",
+                format!("no provider named `{default_provider}`"),
+            ));
         };
         let default_model = get("LLM_DEFAULT_MODEL")
             .or(raw.routing.default_model.clone())
-            .or_else(|| (dp.kind != ProviderKind::Mock).then_some(env_model).flatten())
-            .or_else(|| models.iter().find(|m| m.provider == default_provider).map(|m| m.alias.clone()))
+            .or_else(|| {
+                (dp.kind != ProviderKind::Mock)
+                    .then_some(env_model)
+                    .flatten()
+            })
+            .or_else(|| {
+                models
+                    .iter()
+                    .find(|m| m.provider == default_provider)
+                    .map(|m| m.alias.clone())
+            })
             .unwrap_or_else(|| "mock-1".into());
         if !models.iter().any(|m| m.alias == default_model) && !dp.passthrough {
             return Err(invalid(
                 "routing.default_model",
-                format!("`{default_model}` is not a declared model and provider `{default_provider}` has passthrough off"),
+                format!(
+                    "`{default_model}` is not a declared model and provider `{default_provider}` has passthrough off"
+                ),
             ));
         }
 
@@ -277,7 +344,11 @@ fn env_value(v: &str) -> figment::value::Value {
 }
 
 fn positive<T: PartialOrd + Default + Copy>(field: &str, v: T) -> Result<T, ConfigError> {
-    if v > T::default() { Ok(v) } else { Err(invalid(field, "must be greater than zero")) }
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(invalid(field, "must be greater than zero"))
+    }
 }
 
 fn builtin_mock() -> RawProvider {
@@ -309,26 +380,51 @@ fn builtin_mock_model() -> RawModel {
     }
 }
 
-fn validate_provider(name: &str, p: &RawProvider, env: &HashMap<String, String>) -> Result<ProviderConfig, ConfigError> {
+fn validate_provider(
+    name: &str,
+    p: &RawProvider,
+    env: &HashMap<String, String>,
+) -> Result<ProviderConfig, ConfigError> {
     let field = format!("providers.{name}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(invalid(&field, "provider names use letters, digits, '-' and '_' only"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            &field,
+            "provider names use letters, digits, '-' and '_' only",
+        ));
     }
-    let kind: ProviderKind = p.kind.parse().map_err(|e: String| invalid(format!("{field}.kind"), e))?;
+    let kind: ProviderKind = p
+        .kind
+        .parse()
+        .map_err(|e: String| invalid(format!("{field}.kind"), e))?;
     let api_key = match &p.api_key_env {
         Some(var) => Some(SecretString::from(
             env.get(var)
                 .filter(|v| !v.is_empty())
                 .cloned()
-                .ok_or_else(|| invalid(format!("{field}.api_key_env"), format!("environment variable {var} is not set")))?,
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{field}.api_key_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?,
         )),
         None => None,
     };
     let base_url = match kind {
         ProviderKind::OpenAi => {
-            let url = p.base_url.clone().unwrap_or_else(|| "https://api.openai.com/v1".into());
+            let url = p
+                .base_url
+                .clone()
+                .unwrap_or_else(|| "https://api.openai.com/v1".into());
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(format!("{field}.base_url"), "must be an http:// or https:// URL"));
+                return Err(invalid(
+                    format!("{field}.base_url"),
+                    "must be an http:// or https:// URL",
+                ));
             }
             Some(url)
         }
@@ -336,7 +432,10 @@ fn validate_provider(name: &str, p: &RawProvider, env: &HashMap<String, String>)
     };
     let error_rate = p.error_rate.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&error_rate) {
-        return Err(invalid(format!("{field}.error_rate"), "must be between 0 and 1"));
+        return Err(invalid(
+            format!("{field}.error_rate"),
+            "must be between 0 and 1",
+        ));
     }
     Ok(ProviderConfig {
         name: name.to_owned(),
@@ -355,15 +454,27 @@ fn validate_provider(name: &str, p: &RawProvider, env: &HashMap<String, String>)
     })
 }
 
-fn validate_model(field: &str, m: &RawModel, providers: &[ProviderConfig]) -> Result<ModelConfig, ConfigError> {
+fn validate_model(
+    field: &str,
+    m: &RawModel,
+    providers: &[ProviderConfig],
+) -> Result<ModelConfig, ConfigError> {
     if m.alias.trim().is_empty() || m.alias.len() > 200 {
-        return Err(invalid(format!("{field}.alias"), "must be 1 to 200 characters"));
+        return Err(invalid(
+            format!("{field}.alias"),
+            "must be 1 to 200 characters",
+        ));
     }
     if !providers.iter().any(|p| p.name == m.provider) {
-        return Err(invalid(format!("{field}.provider"), format!("no provider named `{}`", m.provider)));
+        return Err(invalid(
+            format!("{field}.provider"),
+            format!("no provider named `{}`", m.provider),
+        ));
     }
     let price = |name: &str, p: &Option<Price>| -> Result<i64, ConfigError> {
-        p.as_ref().map_or(Ok(0), |p| parse_price(p).map_err(|msg| invalid(format!("{field}.{name}"), msg)))
+        p.as_ref().map_or(Ok(0), |p| {
+            parse_price(p).map_err(|msg| invalid(format!("{field}.{name}"), msg))
+        })
     };
     let input = price("input_usd_per_mtok", &m.input_usd_per_mtok)?;
     Ok(ModelConfig {
@@ -391,14 +502,31 @@ pub fn parse_price(p: &Price) -> Result<i64, String> {
         // A TOML float prints back as its shortest exact decimal, so no rounding happens here.
         Price::Float(f) => f.to_string(),
     };
-    let bad = || format!("`{text}` is not a price in dollars like \"2.50\" (at most 6 decimals, not negative)");
+    let bad = || {
+        format!(
+            "`{text}` is not a price in dollars like \"2.50\" (at most 6 decimals, not negative)"
+        )
+    };
     let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
-    if whole.is_empty() && frac.is_empty() || frac.len() > 6 || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 6
+        || !whole
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
+    {
         return Err(bad());
     }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
     let frac_micros: i64 = format!("{frac:0<6}").parse().map_err(|_| bad())?;
-    whole.checked_mul(1_000_000).and_then(|w| w.checked_add(frac_micros)).ok_or_else(bad)
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac_micros))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]

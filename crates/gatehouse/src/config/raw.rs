@@ -46,7 +46,9 @@ pub struct RawDatabase {
 
 impl Default for RawDatabase {
     fn default() -> Self {
-        RawDatabase { url: "sqlite://gatehouse-data/gatehouse.db".into() }
+        RawDatabase {
+            url: "sqlite://gatehouse-data/gatehouse.db".into(),
+        }
     }
 }
 
@@ -60,7 +62,11 @@ pub struct RawLedger {
 
 impl Default for RawLedger {
     fn default() -> Self {
-        RawLedger { queue_capacity: 65_536, batch_size: 512, flush_interval_ms: 200 }
+        RawLedger {
+            queue_capacity: 65_536,
+            batch_size: 512,
+            flush_interval_ms: 200,
+        }
     }
 }
 
@@ -74,7 +80,11 @@ pub struct RawValidation {
 
 impl Default for RawValidation {
     fn default() -> Self {
-        RawValidation { max_messages: 1_000, max_message_chars: 400_000, max_response_chars: 400_000 }
+        RawValidation {
+            max_messages: 1_000,
+            max_message_chars: 400_000,
+            max_response_chars: 400_000,
+        }
     }
 }
 
@@ -89,7 +99,10 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { format: "auto".into(), filter: "info".into() }
+        RawLog {
+            format: "auto".into(),
+            filter: "info".into(),
+        }
     }
 }
 

@@ -8,8 +8,12 @@ use super::Config;
 
 /// A database URL with its password replaced by `***`.
 pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -26,10 +30,17 @@ impl Config {
     /// of the variable they came from.
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        let src = self.source.as_ref().map_or("(none: built-in defaults and environment)".to_owned(), |p| p.display().to_string());
+        let src = self.source.as_ref().map_or(
+            "(none: built-in defaults and environment)".to_owned(),
+            |p| p.display().to_string(),
+        );
         let _ = writeln!(out, "config file: {src}");
         let _ = writeln!(out, "listen: {}", self.server.listen);
-        let _ = writeln!(out, "database: {}", mask_url(self.database_url.expose_secret()));
+        let _ = writeln!(
+            out,
+            "database: {}",
+            mask_url(self.database_url.expose_secret())
+        );
         let _ = writeln!(
             out,
             "limits: body {} bytes, {} messages, {} chars per message, {} response chars",
@@ -38,7 +49,11 @@ impl Config {
             self.validation.max_message_chars,
             self.validation.max_response_chars
         );
-        let _ = writeln!(out, "default: provider `{}`, model `{}`", self.default_provider, self.default_model);
+        let _ = writeln!(
+            out,
+            "default: provider `{}`, model `{}`",
+            self.default_provider, self.default_model
+        );
         let _ = writeln!(out, "providers:");
         for p in &self.providers {
             let key = match (&p.api_key_env, &p.api_key) {

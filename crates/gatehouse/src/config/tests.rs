@@ -6,12 +6,18 @@ use secrecy::ExposeSecret;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn write_toml(body: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("gatehouse-cfg-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::File::create(&path).unwrap().write_all(body.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     path
 }
 
@@ -21,16 +27,29 @@ fn zero_config_serves_the_mock() {
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.default_provider, "mock");
     assert_eq!(c.default_model, "mock-1");
-    assert_eq!(c.database_url.expose_secret(), "sqlite://gatehouse-data/gatehouse.db");
+    assert_eq!(
+        c.database_url.expose_secret(),
+        "sqlite://gatehouse-data/gatehouse.db"
+    );
     let m = c.models.iter().find(|m| m.alias == "mock-1").unwrap();
-    assert_eq!(m.prices, Prices { input: 1_000_000, output: 2_000_000, cached_input: 500_000 });
+    assert_eq!(
+        m.prices,
+        Prices {
+            input: 1_000_000,
+            output: 2_000_000,
+            cached_input: 500_000
+        }
+    );
 }
 
 #[test]
 fn openai_key_and_base_url_make_a_passthrough_proxy() {
     let c = Config::load_with_env(
         None,
-        &env(&[("OPENAI_API_KEY", "sk-test"), ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")]),
+        &env(&[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1"),
+        ]),
     )
     .unwrap();
     assert_eq!(c.default_provider, "openai");
@@ -45,10 +64,17 @@ fn openai_key_and_base_url_make_a_passthrough_proxy() {
 fn llm_provider_and_default_model_choose_the_default() {
     let c = Config::load_with_env(
         None,
-        &env(&[("OPENAI_API_KEY", "k"), ("LLM_PROVIDER", "mock"), ("LLM_DEFAULT_MODEL", "mock-1")]),
+        &env(&[
+            ("OPENAI_API_KEY", "k"),
+            ("LLM_PROVIDER", "mock"),
+            ("LLM_DEFAULT_MODEL", "mock-1"),
+        ]),
     )
     .unwrap();
-    assert_eq!((c.default_provider.as_str(), c.default_model.as_str()), ("mock", "mock-1"));
+    assert_eq!(
+        (c.default_provider.as_str(), c.default_model.as_str()),
+        ("mock", "mock-1")
+    );
 }
 
 #[test]
@@ -68,10 +94,21 @@ input_usd_per_mtok = "0.000001"
 output_usd_per_mtok = 2.5
 "#,
     );
-    let c = Config::load_with_env(Some(&path), &env(&[("GATEHOUSE_SERVER__LISTEN", "127.0.0.1:9100")])).unwrap();
+    let c = Config::load_with_env(
+        Some(&path),
+        &env(&[("GATEHOUSE_SERVER__LISTEN", "127.0.0.1:9100")]),
+    )
+    .unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:9100");
     let m = c.models.iter().find(|m| m.alias == "llama").unwrap();
-    assert_eq!(m.prices, Prices { input: 1, output: 2_500_000, cached_input: 1 });
+    assert_eq!(
+        m.prices,
+        Prices {
+            input: 1,
+            output: 2_500_000,
+            cached_input: 1
+        }
+    );
     assert_eq!(m.upstream_model, "llama3.2");
 }
 
@@ -79,27 +116,45 @@ output_usd_per_mtok = 2.5
 fn errors_name_the_field_and_the_file() {
     // Bad input: an unknown field inside [server].
     let path = write_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
-    let err = Config::load_with_env(Some(&path), &env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lisen"), "{err}");
     assert!(err.contains(&path.display().to_string()), "{err}");
     // Bad input: a wrong type.
     let path = write_toml("[server]\nmax_body_bytes = \"big\"\n");
-    let err = Config::load_with_env(Some(&path), &env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("max_body_bytes"), "{err}");
     // Bad input: a missing secret.
     let path = write_toml("[providers.x]\nkind = \"openai\"\napi_key_env = \"NOPE_KEY\"\n");
-    let err = Config::load_with_env(Some(&path), &env(&[])).unwrap_err().to_string();
-    assert_eq!(err, "providers.x.api_key_env: environment variable NOPE_KEY is not set");
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "providers.x.api_key_env: environment variable NOPE_KEY is not set"
+    );
     // Bad input: an unknown provider kind.
     let path = write_toml("[providers.x]\nkind = \"foo\"\n");
-    let err = Config::load_with_env(Some(&path), &env(&[])).unwrap_err().to_string();
-    assert!(err.starts_with("providers.x.kind: unknown provider kind `foo`"), "{err}");
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("providers.x.kind: unknown provider kind `foo`"),
+        "{err}"
+    );
     // Bad input: a model pointing at no provider.
     let path = write_toml("[[models]]\nalias = \"a\"\nprovider = \"ghost\"\n");
-    let err = Config::load_with_env(Some(&path), &env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "models[0].provider: no provider named `ghost`");
     // Bad input: a missing file.
-    let err = Config::load_with_env(Some(Path::new("/nonexistent/g.toml")), &env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(Path::new("/nonexistent/g.toml")), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "config file /nonexistent/g.toml does not exist");
 }
 
@@ -117,7 +172,11 @@ fn prices_parse_exactly() {
 
 #[test]
 fn masks_database_password() {
-    assert_eq!(resolved::mask_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-    let c = Config::load_with_env(None, &env(&[("DATABASE_URL", "postgres://u:hunter2@h/db")])).unwrap();
+    assert_eq!(
+        resolved::mask_url("postgres://u:secret@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
+    let c = Config::load_with_env(None, &env(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]))
+        .unwrap();
     assert!(!c.describe().contains("hunter2"));
 }

@@ -66,7 +66,13 @@ impl ModelRouter {
                 )),
                 ProviderKind::Mock => Arc::new(MockProvider::new(p.mock.clone())),
             };
-            providers.insert(p.name.clone(), ProviderEntry { provider, passthrough: p.passthrough });
+            providers.insert(
+                p.name.clone(),
+                ProviderEntry {
+                    provider,
+                    passthrough: p.passthrough,
+                },
+            );
         }
         let mut models = HashMap::new();
         let mut listing = Vec::new();
@@ -91,7 +97,11 @@ impl ModelRouter {
     /// 3. `<provider>/<model>` for a provider with passthrough on;
     /// 4. any other name, when the default provider has passthrough on.
     pub fn resolve(&self, requested: &str) -> Result<Arc<Target>, ApiError> {
-        let name = if requested.is_empty() || requested == "default" { self.default_model.as_str() } else { requested };
+        let name = if requested.is_empty() || requested == "default" {
+            self.default_model.as_str()
+        } else {
+            requested
+        };
         if let Some(t) = self.models.get(name) {
             return Ok(Arc::clone(t));
         }
@@ -105,12 +115,20 @@ impl ModelRouter {
         if let Some(entry) = self.providers.get(&self.default_provider)
             && entry.passthrough
         {
-            return Ok(Arc::new(passthrough(name, &self.default_provider, name, entry)));
+            return Ok(Arc::new(passthrough(
+                name,
+                &self.default_provider,
+                name,
+                entry,
+            )));
         }
         let shown: String = name.chars().take(100).collect();
         Err(ApiError {
             param: Some("model".into()),
-            ..ApiError::new(ErrorCode::ModelNotFound, format!("The model `{shown}` does not exist or is not served here"))
+            ..ApiError::new(
+                ErrorCode::ModelNotFound,
+                format!("The model `{shown}` does not exist or is not served here"),
+            )
         })
     }
 

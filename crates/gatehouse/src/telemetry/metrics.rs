@@ -59,7 +59,10 @@ pub struct Metrics {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        120.0,
+    ])
 }
 
 impl Metrics {
@@ -82,20 +85,76 @@ impl Metrics {
             ledger_write_errors: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
-        registry.register("http_request_duration_seconds", "Time to the response head (streams: to stream end)", m.latency.clone());
-        registry.register("time_to_first_token_seconds", "Streaming time to the first content chunk", m.ttft.clone());
-        registry.register("model_requests", "Upstream requests by model alias and provider", m.model_requests.clone());
-        registry.register("tokens", "Tokens by model alias and kind (prompt, completion, cached)", m.tokens.clone());
-        registry.register("cost_micro_usd", "Cost in micro-USD by model alias and provider", m.cost_micros.clone());
-        registry.register("errors", "Errors returned to clients by code", m.errors.clone());
-        registry.register("in_flight_requests", "Requests being served", m.in_flight.clone());
-        registry.register("control_chars_stripped", "Control characters removed from inputs", m.control_chars_stripped.clone());
-        registry.register("responses_truncated", "Responses cut at the response size cap", m.responses_truncated.clone());
-        registry.register("ledger_queue_depth", "Usage records waiting to be written", m.ledger_queue_depth.clone());
-        registry.register("ledger_written", "Usage records written", m.ledger_written.clone());
-        registry.register("ledger_dropped", "Usage records dropped (queue full or database down)", m.ledger_dropped.clone());
-        registry.register("ledger_write_errors", "Failed ledger batch writes (retried)", m.ledger_write_errors.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response head (streams: to stream end)",
+            m.latency.clone(),
+        );
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streaming time to the first content chunk",
+            m.ttft.clone(),
+        );
+        registry.register(
+            "model_requests",
+            "Upstream requests by model alias and provider",
+            m.model_requests.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens by model alias and kind (prompt, completion, cached)",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "cost_micro_usd",
+            "Cost in micro-USD by model alias and provider",
+            m.cost_micros.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors returned to clients by code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being served",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "control_chars_stripped",
+            "Control characters removed from inputs",
+            m.control_chars_stripped.clone(),
+        );
+        registry.register(
+            "responses_truncated",
+            "Responses cut at the response size cap",
+            m.responses_truncated.clone(),
+        );
+        registry.register(
+            "ledger_queue_depth",
+            "Usage records waiting to be written",
+            m.ledger_queue_depth.clone(),
+        );
+        registry.register(
+            "ledger_written",
+            "Usage records written",
+            m.ledger_written.clone(),
+        );
+        registry.register(
+            "ledger_dropped",
+            "Usage records dropped (queue full or database down)",
+            m.ledger_dropped.clone(),
+        );
+        registry.register(
+            "ledger_write_errors",
+            "Failed ledger batch writes (retried)",
+            m.ledger_write_errors.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -103,7 +162,8 @@ impl Metrics {
     pub fn render(&self, ledger: &store::Ledger) -> String {
         let stats = ledger.stats();
         let snap = stats.snapshot();
-        self.ledger_queue_depth.set(i64::try_from(ledger.queue_depth()).unwrap_or(i64::MAX));
+        self.ledger_queue_depth
+            .set(i64::try_from(ledger.queue_depth()).unwrap_or(i64::MAX));
         set_counter(&self.ledger_written, snap.written);
         set_counter(&self.ledger_dropped, snap.dropped);
         set_counter(&self.ledger_write_errors, snap.write_errors);

@@ -26,7 +26,13 @@ pub struct UsageGuard {
 }
 
 impl UsageGuard {
-    pub fn new(state: Arc<AppState>, request_id: &RequestId, route: Route, target: Arc<Target>, started: Instant) -> UsageGuard {
+    pub fn new(
+        state: Arc<AppState>,
+        request_id: &RequestId,
+        route: Route,
+        target: Arc<Target>,
+        started: Instant,
+    ) -> UsageGuard {
         request_id.logged_by_guard.store(true, Ordering::Relaxed);
         let record = UsageRecord {
             request_id: request_id.id.to_string(),
@@ -52,7 +58,15 @@ impl UsageGuard {
             Route::Messages => "messages",
             Route::Embeddings => "embeddings",
         };
-        UsageGuard { state, target, record, started, route_label, error: None, done: false }
+        UsageGuard {
+            state,
+            target,
+            record,
+            started,
+            route_label,
+            error: None,
+            done: false,
+        }
     }
 
     pub fn set_flag(&mut self, flag: i64) {
@@ -64,7 +78,13 @@ impl UsageGuard {
         if self.record.ttft_ms.is_none() {
             let elapsed = self.started.elapsed();
             self.record.ttft_ms = Some(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
-            self.state.metrics.ttft.get_or_create(&RouteLabel { route: self.route_label }).observe(elapsed.as_secs_f64());
+            self.state
+                .metrics
+                .ttft
+                .get_or_create(&RouteLabel {
+                    route: self.route_label,
+                })
+                .observe(elapsed.as_secs_f64());
         }
     }
 
@@ -124,27 +144,51 @@ impl UsageGuard {
         let r = &mut self.record;
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
-        let model_labels = ModelLabels { model: self.target.metric_model.clone(), provider: r.provider.clone() };
+        let model_labels = ModelLabels {
+            model: self.target.metric_model.clone(),
+            provider: r.provider.clone(),
+        };
         m.model_requests.get_or_create(&model_labels).inc();
-        m.cost_micros.get_or_create(&model_labels).inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
-        for (kind, n) in [("prompt", r.prompt_tokens), ("completion", r.completion_tokens), ("cached", r.cached_tokens)] {
+        m.cost_micros
+            .get_or_create(&model_labels)
+            .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
+        for (kind, n) in [
+            ("prompt", r.prompt_tokens),
+            ("completion", r.completion_tokens),
+            ("cached", r.cached_tokens),
+        ] {
             if n > 0 {
                 m.tokens
-                    .get_or_create(&TokenLabels { model: self.target.metric_model.clone(), kind })
+                    .get_or_create(&TokenLabels {
+                        model: self.target.metric_model.clone(),
+                        kind,
+                    })
                     .inc_by(u64::try_from(n).unwrap_or(0));
             }
         }
         if r.status == 499 {
-            m.errors.get_or_create(&CodeLabel { code: "client_cancelled" }).inc();
+            m.errors
+                .get_or_create(&CodeLabel {
+                    code: "client_cancelled",
+                })
+                .inc();
         } else if let Some(code) = self.error {
             // Errors returned as responses are counted by the request middleware; only
             // failures after the head was sent (streams) are counted here.
             if r.flags & UsageRecord::FLAG_STREAMED != 0 {
-                m.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+                m.errors
+                    .get_or_create(&CodeLabel {
+                        code: code.as_str(),
+                    })
+                    .inc();
             }
         }
         if r.flags & UsageRecord::FLAG_STREAMED != 0 {
-            m.latency.get_or_create(&RouteLabel { route: "chat_stream_total" }).observe(elapsed.as_secs_f64());
+            m.latency
+                .get_or_create(&RouteLabel {
+                    route: "chat_stream_total",
+                })
+                .observe(elapsed.as_secs_f64());
         }
         tracing::info!(
             request_id = %r.request_id,

@@ -23,7 +23,9 @@ pub fn cost_micros(prices: &Prices, usage: &Usage) -> i64 {
 /// Tokens in `text` by the o200k encoding (GPT-4o family): the estimate used when a provider
 /// reports no usage.
 pub fn count_tokens(text: &str) -> u64 {
-    tiktoken_rs::o200k_base_singleton().encode_ordinary(text).len() as u64
+    tiktoken_rs::o200k_base_singleton()
+        .encode_ordinary(text)
+        .len() as u64
 }
 
 /// Prompt tokens of a chat request, counted the way OpenAI documents for chat formats: the
@@ -32,7 +34,11 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
     req.messages
         .iter()
         .map(|m| {
-            let text = m.content.as_ref().map(|c| c.joined_text()).unwrap_or_default();
+            let text = m
+                .content
+                .as_ref()
+                .map(|c| c.joined_text())
+                .unwrap_or_default();
             let calls: u64 = m
                 .tool_calls
                 .iter()
@@ -58,12 +64,20 @@ mod tests {
 
     #[test]
     fn cost_is_exact_and_prices_cached_tokens_separately() {
-        let p = Prices { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 };
+        let p = Prices {
+            input: 2_500_000,
+            output: 10_000_000,
+            cached_input: 1_250_000,
+        };
         // 1,000 prompt (200 cached) and 500 completion tokens at $2.50 / $1.25 / $10 per Mtok:
         // 800 × 2.5 + 200 × 1.25 + 500 × 10 = 2000 + 250 + 5000 = 7250 micro-USD.
         assert_eq!(cost_micros(&p, &Usage::new(1_000, 500, 200)), 7_250);
         // 1 token at $0.15/Mtok is 0.15 micro-USD: rounds to 0; 4 tokens (0.6) round to 1.
-        let cheap = Prices { input: 150_000, output: 0, cached_input: 150_000 };
+        let cheap = Prices {
+            input: 150_000,
+            output: 0,
+            cached_input: 150_000,
+        };
         assert_eq!(cost_micros(&cheap, &Usage::new(1, 0, 0)), 0);
         assert_eq!(cost_micros(&cheap, &Usage::new(4, 0, 0)), 1);
     }

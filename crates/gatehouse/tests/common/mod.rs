@@ -17,7 +17,8 @@ pub struct Gate {
 }
 
 pub fn temp_db_url() -> String {
-    let dir: PathBuf = std::env::temp_dir().join(format!("gatehouse-test-{}", uuid::Uuid::new_v4()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("gatehouse-test-{}", uuid::Uuid::new_v4()));
     format!("sqlite://{}/gatehouse.db", dir.display())
 }
 
@@ -54,13 +55,22 @@ max_output_tokens = 1000
 pub async fn start_with_toml(toml: &str) -> Gate {
     let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&path, toml).unwrap();
-    let env: HashMap<String, String> = [("TEST_UPSTREAM_KEY".to_owned(), "sk-upstream-secret".to_owned())].into();
+    let env: HashMap<String, String> = [(
+        "TEST_UPSTREAM_KEY".to_owned(),
+        "sk-upstream-secret".to_owned(),
+    )]
+    .into();
     let config = Config::load_with_env(Some(&path), &env).unwrap();
     let db_url = secrecy::ExposeSecret::expose_secret(&config.database_url).to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = gatehouse::start(listener, config).await.unwrap();
     let base = format!("http://{}", running.addr);
-    Gate { running: Some(running), base, client: reqwest::Client::new(), db_url }
+    Gate {
+        running: Some(running),
+        base,
+        client: reqwest::Client::new(),
+        db_url,
+    }
 }
 
 pub async fn start(upstream_base: &str, extra: &str) -> Gate {
@@ -73,7 +83,12 @@ impl Gate {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
@@ -95,14 +110,24 @@ impl Gate {
 
     /// Send a request with a chosen request id.
     pub async fn post_with_id(&self, path: &str, body: &Value, id: &str) -> reqwest::Response {
-        self.client.post(self.url(path)).header("x-request-id", id).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .header("x-request-id", id)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
 /// The one ledger row of a request id.
 pub async fn row(store: &Store, id: &str) -> UsageRecord {
     let mut rows = store.usage_by_request_id(id).await.unwrap();
-    assert_eq!(rows.len(), 1, "expected exactly one ledger row for {id}, got {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "expected exactly one ledger row for {id}, got {rows:?}"
+    );
     rows.remove(0)
 }
 
@@ -113,6 +138,10 @@ pub fn chat_body(model: &str, text: &str) -> Value {
 /// Split an SSE body into its `data:` payloads.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .filter_map(|ev| {
+            ev.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
         .collect()
 }

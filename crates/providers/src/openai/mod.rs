@@ -55,7 +55,12 @@ impl OpenAiProvider {
         rb
     }
 
-    async fn send(&self, url: &str, body: Vec<u8>, timeout: Duration) -> Result<reqwest::Response, ProviderError> {
+    async fn send(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ProviderError> {
         let resp = self
             .post(url, body)
             .timeout(timeout)
@@ -72,9 +77,15 @@ impl OpenAiProvider {
     async fn chat_inner(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = encode(req, false)?;
         let resp = self.send(&self.chat_url, body, self.timeout).await?;
-        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
         serde_json::from_slice(&bytes).map_err(|_| {
-            ProviderError::new(ProviderErrorKind::Decode, "upstream returned an invalid chat completion")
+            ProviderError::new(
+                ProviderErrorKind::Decode,
+                "upstream returned an invalid chat completion",
+            )
         })
     }
 
@@ -82,17 +93,32 @@ impl OpenAiProvider {
         let body = encode(req, true)?;
         // The whole-request timeout would cut long streams; the stream is bounded by idle and
         // total limits the gateway enforces around it.
-        let resp = self.send(&self.chat_url, body, Duration::from_secs(24 * 3600)).await?;
+        let resp = self
+            .send(&self.chat_url, body, Duration::from_secs(24 * 3600))
+            .await?;
         Ok(stream::chunk_stream(resp))
     }
 
-    async fn embed_inner(&self, req: &EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        let body = serde_json::to_vec(req)
-            .map_err(|_| ProviderError::new(ProviderErrorKind::BadRequest, "request could not be encoded"))?;
+    async fn embed_inner(
+        &self,
+        req: &EmbeddingsRequest,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let body = serde_json::to_vec(req).map_err(|_| {
+            ProviderError::new(
+                ProviderErrorKind::BadRequest,
+                "request could not be encoded",
+            )
+        })?;
         let resp = self.send(&self.embeddings_url, body, self.timeout).await?;
-        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
         serde_json::from_slice(&bytes).map_err(|_| {
-            ProviderError::new(ProviderErrorKind::Decode, "upstream returned an invalid embeddings response")
+            ProviderError::new(
+                ProviderErrorKind::Decode,
+                "upstream returned an invalid embeddings response",
+            )
         })
     }
 }
@@ -101,7 +127,9 @@ fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     let encoded = if stream {
         let mut r = req.clone();
         r.stream = Some(true);
-        r.stream_options = Some(StreamOptions { include_usage: Some(true) });
+        r.stream_options = Some(StreamOptions {
+            include_usage: Some(true),
+        });
         serde_json::to_vec(&r)
     } else if req.stream.is_some() || req.stream_options.is_some() {
         let mut r = req.clone();
@@ -111,7 +139,12 @@ fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     } else {
         serde_json::to_vec(req)
     };
-    encoded.map_err(|_| ProviderError::new(ProviderErrorKind::BadRequest, "request could not be encoded"))
+    encoded.map_err(|_| {
+        ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            "request could not be encoded",
+        )
+    })
 }
 
 impl Provider for OpenAiProvider {
@@ -119,15 +152,24 @@ impl Provider for OpenAiProvider {
         ProviderKind::OpenAi
     }
 
-    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         self.chat_inner(req).boxed()
     }
 
-    fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         self.stream_inner(req).boxed()
     }
 
-    fn embed<'a>(&'a self, req: &'a EmbeddingsRequest) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+    fn embed<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
         self.embed_inner(req).boxed()
     }
 }
@@ -154,7 +196,12 @@ impl ErrorDetail {
             Some(serde_json::Value::String(s)) => s.clone(),
             _ => String::new(),
         };
-        format!("{} {} {}", self.kind.as_deref().unwrap_or(""), code, self.message.as_deref().unwrap_or(""))
+        format!(
+            "{} {} {}",
+            self.kind.as_deref().unwrap_or(""),
+            code,
+            self.message.as_deref().unwrap_or("")
+        )
     }
 }
 
@@ -165,8 +212,14 @@ async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = retry_after_from_headers(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
-    let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
-    let hint = detail.as_ref().map(ErrorDetail::hint).unwrap_or_default().to_lowercase();
+    let detail = serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .map(|b| b.error);
+    let hint = detail
+        .as_ref()
+        .map(ErrorDetail::hint)
+        .unwrap_or_default()
+        .to_lowercase();
     let mut err = ProviderError::from_status(status, &hint, "");
     err.message = relayed_message(err.kind, detail.as_ref().and_then(|d| d.message.as_deref()));
     err.with_retry_after(retry_after)
@@ -177,7 +230,9 @@ async fn error_from_response(resp: reqwest::Response) -> ProviderError {
 /// messages there can echo key fragments or internal detail.
 pub(crate) fn relayed_message(kind: ProviderErrorKind, upstream: Option<&str>) -> String {
     match kind {
-        ProviderErrorKind::BadRequest | ProviderErrorKind::ContextLength | ProviderErrorKind::ContentFilter => {
+        ProviderErrorKind::BadRequest
+        | ProviderErrorKind::ContextLength
+        | ProviderErrorKind::ContentFilter => {
             let m = upstream.unwrap_or("the upstream rejected the request");
             let mut s: String = m.chars().take(MAX_RELAYED_MESSAGE).collect();
             if s.len() < m.len() {

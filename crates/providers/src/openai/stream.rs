@@ -52,7 +52,9 @@ where
             match st.body.next().await {
                 Some(Ok(bytes)) => {
                     if st.parser.push(bytes.as_ref(), &mut st.events).is_err() {
-                        st.ready.push_back(Err(interrupted("an upstream event exceeded the size limit")));
+                        st.ready.push_back(Err(interrupted(
+                            "an upstream event exceeded the size limit",
+                        )));
                         continue;
                     }
                     let events = std::mem::take(&mut st.events);
@@ -98,7 +100,8 @@ fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
         Err(_) => {
             let err = match serde_json::from_str::<ErrorBody>(data) {
                 Ok(body) => {
-                    let hint = format!("{:?} {:?}", body.error.kind, body.error.code).to_lowercase();
+                    let hint =
+                        format!("{:?} {:?}", body.error.kind, body.error.code).to_lowercase();
                     let mut e = ProviderError::from_status(500, &hint, "");
                     if e.kind == ProviderErrorKind::Unavailable {
                         e.kind = ProviderErrorKind::StreamInterrupted;
@@ -107,7 +110,10 @@ fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
                     e.status = None;
                     e
                 }
-                Err(_) => ProviderError::new(ProviderErrorKind::Decode, "upstream sent an invalid stream event"),
+                Err(_) => ProviderError::new(
+                    ProviderErrorKind::Decode,
+                    "upstream sent an invalid stream event",
+                ),
             };
             st.ready.push_back(Err(err));
         }
@@ -136,19 +142,32 @@ mod tests {
 
     #[tokio::test]
     async fn complete_stream() {
-        let body = format!("{}{}data: [DONE]\n\n", chunk("Hel", None), chunk("lo", Some("stop")));
+        let body = format!(
+            "{}{}data: [DONE]\n\n",
+            chunk("Hel", None),
+            chunk("lo", Some("stop"))
+        );
         let out = collect(vec![Ok(body)]).await;
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].as_ref().unwrap().choices[0].delta.content.as_deref(), Some("Hel"));
+        assert_eq!(
+            out[0].as_ref().unwrap().choices[0].delta.content.as_deref(),
+            Some("Hel")
+        );
     }
 
     #[tokio::test]
     async fn cut_stream_reports_interruption() {
         let out = collect(vec![Ok(chunk("Hel", None)), Err(())]).await;
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].as_ref().unwrap_err().kind, ProviderErrorKind::StreamInterrupted);
+        assert_eq!(
+            out[1].as_ref().unwrap_err().kind,
+            ProviderErrorKind::StreamInterrupted
+        );
         let out = collect(vec![Ok(chunk("Hel", None))]).await;
-        assert_eq!(out[1].as_ref().unwrap_err().message, "the upstream stream ended early");
+        assert_eq!(
+            out[1].as_ref().unwrap_err().message,
+            "the upstream stream ended early"
+        );
     }
 
     #[tokio::test]
@@ -160,6 +179,9 @@ mod tests {
         );
         let out = collect(vec![Ok(body)]).await;
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].as_ref().unwrap_err().kind, ProviderErrorKind::StreamInterrupted);
+        assert_eq!(
+            out[1].as_ref().unwrap_err().kind,
+            ProviderErrorKind::StreamInterrupted
+        );
     }
 }
