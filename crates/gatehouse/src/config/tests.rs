@@ -180,3 +180,13 @@ fn masks_database_password() {
         .unwrap();
     assert!(!c.describe().contains("hunter2"));
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
+    let c = Config::load_with_env(Some(&path), &env(&[("OPENAI_API_KEY", "k")])).unwrap();
+    assert_eq!(c.models.len(), 3);
+    assert_eq!(c.default_provider, "openai");
+    let m = c.models.iter().find(|m| m.alias == "gpt-4o-mini").unwrap();
+    assert_eq!(m.prices, Prices { input: 150_000, output: 600_000, cached_input: 75_000 });
+}
