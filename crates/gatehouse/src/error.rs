@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     InvalidJson,
     InvalidRequest,
+    Unauthorized,
+    Forbidden,
     ModelNotFound,
     NotFound,
     MethodNotAllowed,
@@ -35,6 +37,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson => "invalid_json",
             ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "invalid_api_key",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -57,6 +61,8 @@ impl ErrorCode {
             | ErrorCode::InvalidRequest
             | ErrorCode::ContextLengthExceeded
             | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
+            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
             ErrorCode::ModelNotFound | ErrorCode::NotFound => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }

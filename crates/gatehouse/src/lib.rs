@@ -2,6 +2,7 @@
 //! on a listener until told to stop; the binary and the integration tests both use it.
 
 pub mod app;
+pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod embeddings;

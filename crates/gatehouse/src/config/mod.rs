@@ -51,6 +51,8 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub default_provider: String,
     pub default_model: String,
+    /// The admin credential (`GATEHOUSE_ADMIN_KEY`); the admin API is off without it.
+    pub admin_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +329,7 @@ impl Config {
             models,
             default_provider,
             default_model,
+            admin_key: get("GATEHOUSE_ADMIN_KEY").map(SecretString::from),
         })
     }
 }

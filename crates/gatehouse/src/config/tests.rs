@@ -188,5 +188,12 @@ fn the_example_config_is_valid() {
     assert_eq!(c.models.len(), 3);
     assert_eq!(c.default_provider, "openai");
     let m = c.models.iter().find(|m| m.alias == "gpt-4o-mini").unwrap();
-    assert_eq!(m.prices, Prices { input: 150_000, output: 600_000, cached_input: 75_000 });
+    assert_eq!(
+        m.prices,
+        Prices {
+            input: 150_000,
+            output: 600_000,
+            cached_input: 75_000
+        }
+    );
 }

@@ -1,5 +1,6 @@
 //! Path → handler tables, one file per API family, and the OpenAPI document they make up.
 
+mod admin;
 mod ops;
 mod v1;
 
@@ -27,5 +28,8 @@ use crate::app::AppState;
 pub struct ApiDoc;
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().merge(v1::router()).merge(ops::router())
+    Router::new()
+        .merge(v1::router())
+        .merge(ops::router())
+        .merge(admin::router())
 }

@@ -1,0 +1,94 @@
+//! Who is calling. `Principal` is what the rest of the request path knows about the caller;
+//! `AdminAuth` guards the admin API with the `GATEHOUSE_ADMIN_KEY` credential.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The caller of a request. In open mode (no keys configured) every caller is anonymous.
+#[derive(Debug, Clone, Default)]
+pub struct Principal {
+    /// The API key's id, when the caller presented one.
+    pub key_id: Option<i64>,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal::default()
+    }
+}
+
+/// Compare two secrets in time independent of where they differ: both are hashed first, so
+/// the comparison also does not depend on their lengths.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    let ha = Sha256::digest(a.as_bytes());
+    let hb = Sha256::digest(b.as_bytes());
+    ha.ct_eq(&hb).into()
+}
+
+/// The bearer token (or `x-api-key`) of a request, if any.
+pub fn presented_key(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(v[7..].trim());
+        }
+    }
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Extractor for admin routes: the request must carry the admin key. Fails closed: with no
+/// admin key configured the admin API answers 403 and says what to set.
+pub struct AdminAuth;
+
+impl FromRequestParts<Arc<AppState>> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Some(admin) = state.config.admin_key.as_ref() else {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "The admin API is disabled: set GATEHOUSE_ADMIN_KEY to enable it",
+            ));
+        };
+        match presented_key(parts) {
+            Some(k) if secrets_equal(k, admin.expose_secret()) => Ok(AdminAuth),
+            Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "Invalid admin key")),
+            None => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "Missing admin key (Authorization: Bearer …)",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_comparison() {
+        assert!(secrets_equal("abc", "abc"));
+        assert!(!secrets_equal("abc", "abd"));
+        assert!(!secrets_equal("abc", "abcd"));
+        assert!(!secrets_equal("", "a"));
+    }
+}
