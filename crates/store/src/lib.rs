@@ -12,5 +12,6 @@ mod usage;
 pub use database_url::redact as redact_url;
 pub use error::StoreError;
 pub use ledger::{Ledger, LedgerConfig, LedgerSnapshot, LedgerStats, LedgerWriter};
+pub use migrations::SCHEMA_VERSION;
 pub use store::Store;
 pub use usage::{CacheStatus, Route, UsageRecord};

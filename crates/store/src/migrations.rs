@@ -42,7 +42,13 @@ macro_rules! migration {
 }
 
 /// Every migration, in version order.
-pub(crate) const MIGRATIONS: &[Migration] = &[migration!(1, "0001_usage_records")];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_usage_records"),
+    migration!(2, "0002_usage_routing"),
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Any fixed key works as long as nothing else in the database uses it; this one is
 /// "gatehous" in ASCII.

@@ -36,7 +36,7 @@ async fn connect_creates_the_file_in_wal_mode_and_migrations_are_idempotent() {
         .fetch_all(&mut raw)
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, (1..=store::SCHEMA_VERSION).collect::<Vec<i64>>());
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut raw)
         .await
@@ -56,7 +56,7 @@ async fn concurrent_first_starts_apply_each_migration_once() {
         .fetch_one(&mut raw)
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, store::SCHEMA_VERSION);
 }
 
 #[tokio::test]

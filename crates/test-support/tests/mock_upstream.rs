@@ -418,3 +418,27 @@ async fn stream_then_fail_truncates_a_non_streaming_body() {
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.is_err(), "body must end in an error");
 }
+
+#[tokio::test]
+async fn concurrent_requests_are_all_recorded() {
+    let upstream = MockUpstream::start(Behavior::ok("hi")).await;
+    let sends = (0..20).map(|i| {
+        post(
+            &upstream,
+            "/chat/completions",
+            json!({"model": format!("m{i}")}),
+        )
+    });
+    let responses = futures_util::future::join_all(sends).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    upstream.wait_for_hits(20).await;
+    let mut models: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.body["model"].as_str().expect("model").to_owned())
+        .collect();
+    models.sort();
+    assert_eq!(models.len(), 20);
+    models.dedup();
+    assert_eq!(models.len(), 20);
+}

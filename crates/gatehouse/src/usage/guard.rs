@@ -52,6 +52,13 @@ impl UsageGuard {
             error_code: None,
             cache_status: CacheStatus::None,
             flags: 0,
+            attempts: 1,
+            served_by: None,
+            fallback_reason: None,
+            assistant_version_id: None,
+            variant: None,
+            conversation_id: None,
+            cost_saved_micros: 0,
         };
         let route_label = match route {
             Route::Chat => "chat",

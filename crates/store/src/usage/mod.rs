@@ -35,6 +35,20 @@ pub struct UsageRecord {
     pub cache_status: CacheStatus,
     /// A bit set of the `FLAG_*` constants.
     pub flags: i64,
+    /// Upstream calls made (retries and fallbacks included); 0 for a cache hit.
+    pub attempts: i32,
+    /// The deployment that answered (`provider/upstream_model`) when it is not the first one
+    /// tried.
+    pub served_by: Option<String>,
+    /// Why the request was served by a fallback, e.g. `exhausted_retries`, `circuit_open`.
+    pub fallback_reason: Option<String>,
+    /// The assistant version whose prompt and parameters were applied.
+    pub assistant_version_id: Option<i64>,
+    /// The experiment variant the conversation was assigned to.
+    pub variant: Option<String>,
+    pub conversation_id: Option<i64>,
+    /// What a cache hit would have cost at the provider, in micro-USD.
+    pub cost_saved_micros: i64,
 }
 
 impl UsageRecord {

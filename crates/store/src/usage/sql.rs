@@ -17,8 +17,9 @@ use crate::StoreError;
 
 const INSERT_PREFIX: &str = "INSERT INTO usage_records (request_id, ts_ms, key_id, route, model, \
      provider, upstream_model, prompt_tokens, completion_tokens, cached_tokens, cost_micros, \
-     latency_ms, ttft_ms, status, error_code, cache_status, flags) ";
-const BINDS_PER_ROW: usize = 17;
+     latency_ms, ttft_ms, status, error_code, cache_status, flags, attempts, served_by, \
+     fallback_reason, assistant_version_id, variant, conversation_id, cost_saved_micros) ";
+const BINDS_PER_ROW: usize = 24;
 
 /// SQLite's compiled-in `SQLITE_MAX_VARIABLE_NUMBER` (3.32 and later).
 const SQLITE_ROWS_PER_STATEMENT: usize = 32_766 / BINDS_PER_ROW;
@@ -30,7 +31,8 @@ macro_rules! select_usage {
         concat!(
             "SELECT id, request_id, ts_ms, key_id, route, model, provider, upstream_model, \
              prompt_tokens, completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, \
-             status, error_code, cache_status, flags FROM usage_records ",
+             status, error_code, cache_status, flags, attempts, served_by, fallback_reason, \
+             assistant_version_id, variant, conversation_id, cost_saved_micros FROM usage_records ",
             $tail
         )
     };
@@ -109,7 +111,26 @@ where
                 .map(|code| clamp(code, UsageRecord::MAX_TEXT_CHARS)),
         )
         .push_bind(r.cache_status.as_i16())
-        .push_bind(r.flags);
+        .push_bind(r.flags)
+        .push_bind(r.attempts)
+        .push_bind(
+            r.served_by
+                .as_deref()
+                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
+        )
+        .push_bind(
+            r.fallback_reason
+                .as_deref()
+                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
+        )
+        .push_bind(r.assistant_version_id)
+        .push_bind(
+            r.variant
+                .as_deref()
+                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
+        )
+        .push_bind(r.conversation_id)
+        .push_bind(r.cost_saved_micros);
 }
 
 /// Cuts `text` to `max_chars` characters and drops NUL characters. PostgreSQL rejects NUL in
@@ -162,6 +183,13 @@ where
         cache_status: CacheStatus::from_i16(cache_status)
             .ok_or_else(|| unknown("cache_status", cache_status))?,
         flags: row.try_get("flags")?,
+        attempts: row.try_get("attempts")?,
+        served_by: row.try_get("served_by")?,
+        fallback_reason: row.try_get("fallback_reason")?,
+        assistant_version_id: row.try_get("assistant_version_id")?,
+        variant: row.try_get("variant")?,
+        conversation_id: row.try_get("conversation_id")?,
+        cost_saved_micros: row.try_get("cost_saved_micros")?,
     })
 }
 

@@ -101,6 +101,13 @@ pub fn record(i: u64) -> UsageRecord {
         error_code: None,
         cache_status: CacheStatus::Miss,
         flags: UsageRecord::FLAG_STREAMED,
+        attempts: 1,
+        served_by: None,
+        fallback_reason: None,
+        assistant_version_id: None,
+        variant: None,
+        conversation_id: None,
+        cost_saved_micros: 0,
     }
 }
 
@@ -134,6 +141,13 @@ pub async fn check_round_trip(store: &Store) {
         error_code: Some("provider_error".to_owned()),
         cache_status: CacheStatus::SemanticHit,
         flags: UsageRecord::FLAG_STREAMED | UsageRecord::FLAG_TRUNCATED,
+        attempts: 3,
+        served_by: Some("anthropic/claude-sonnet".into()),
+        fallback_reason: Some("exhausted_retries".into()),
+        assistant_version_id: Some(42),
+        variant: Some("b".into()),
+        conversation_id: Some(7),
+        cost_saved_micros: 1_234,
     };
     let empty = UsageRecord {
         request_id: "req-round-trip".to_owned(),
@@ -153,6 +167,13 @@ pub async fn check_round_trip(store: &Store) {
         error_code: None,
         cache_status: CacheStatus::Skip,
         flags: UsageRecord::FLAG_CLIENT_CANCELLED | UsageRecord::FLAG_TOKENS_ESTIMATED,
+        attempts: 0,
+        served_by: None,
+        fallback_reason: None,
+        assistant_version_id: None,
+        variant: None,
+        conversation_id: None,
+        cost_saved_micros: 0,
     };
     let other = record(1);
     store
