@@ -127,6 +127,28 @@ impl Store {
         Ok(count)
     }
 
+    /// Total cost per model alias of requests started at or after `since_ms`.
+    pub async fn cost_by_model_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_as("SELECT model, CAST(SUM(cost_micros) AS INTEGER) FROM usage_records WHERE ts_ms >= ?1 GROUP BY model")
+                    .bind(since_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as("SELECT model, CAST(SUM(cost_micros) AS BIGINT) FROM usage_records WHERE ts_ms >= $1 GROUP BY model")
+                    .bind(since_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
     /// Waits for checked-out connections to return, then closes them all. Later calls on this
     /// store (or any clone) fail.
     pub async fn close(&self) {

@@ -40,6 +40,24 @@ pub struct CodeLabel {
     pub code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabel {
+    pub deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub deployment: String,
+    pub to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub from: String,
+    pub to: String,
+    pub cause: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -52,6 +70,10 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub control_chars_stripped: Counter,
     pub responses_truncated: Counter,
+    pub retries: Family<DeploymentLabel, Counter>,
+    pub fallbacks: Family<FallbackLabels, Counter>,
+    pub circuit_state: Family<DeploymentLabel, Gauge>,
+    pub circuit_transitions: Family<TransitionLabels, Counter>,
     pub ledger_queue_depth: Gauge,
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
@@ -79,6 +101,10 @@ impl Metrics {
             in_flight: Gauge::default(),
             control_chars_stripped: Counter::default(),
             responses_truncated: Counter::default(),
+            retries: Family::default(),
+            fallbacks: Family::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
             ledger_queue_depth: Gauge::default(),
             ledger_written: Counter::default(),
             ledger_dropped: Counter::default(),
@@ -134,6 +160,26 @@ impl Metrics {
             "responses_truncated",
             "Responses cut at the response size cap",
             m.responses_truncated.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Upstream calls retried, by deployment",
+            m.retries.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Requests moved to a fallback model, by cause",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "circuit_state",
+            "Circuit breaker state per deployment (0 closed, 1 half-open, 2 open)",
+            m.circuit_state.clone(),
+        );
+        registry.register(
+            "circuit_transitions",
+            "Circuit breaker state changes per deployment",
+            m.circuit_transitions.clone(),
         );
         registry.register(
             "ledger_queue_depth",

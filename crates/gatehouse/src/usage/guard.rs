@@ -109,6 +109,29 @@ impl UsageGuard {
         }
     }
 
+    /// The deployment that actually serves the request (its prices and names go on the record).
+    pub fn set_target(&mut self, target: Arc<Target>) {
+        self.record.provider.clone_from(&target.provider_name);
+        self.record
+            .upstream_model
+            .clone_from(&target.upstream_model);
+        self.target = target;
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        self.record.attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    }
+
+    /// Where the request ended up when it was not the first choice, and why.
+    pub fn set_route(&mut self, served_by: Option<String>, fallback_reason: Option<&str>) {
+        if served_by.is_some() {
+            self.record.served_by = served_by;
+        }
+        if let Some(r) = fallback_reason {
+            self.record.fallback_reason = Some(r.to_owned());
+        }
+    }
+
     pub fn cost_micros(&self) -> i64 {
         self.record.cost_micros
     }
@@ -190,6 +213,11 @@ impl UsageGuard {
                     .inc();
             }
         }
+        if let Some(tier) = self.target.tier
+            && r.cost_micros > 0
+        {
+            self.state.router.tiers.record_spend(tier, r.cost_micros);
+        }
         if r.flags & UsageRecord::FLAG_STREAMED != 0 {
             m.latency
                 .get_or_create(&RouteLabel {
@@ -212,6 +240,9 @@ impl UsageGuard {
             cost_micros = r.cost_micros,
             streamed = r.flags & UsageRecord::FLAG_STREAMED != 0,
             error_code = r.error_code.as_deref(),
+            attempts = r.attempts,
+            served_by = r.served_by.as_deref(),
+            fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
         self.state.ledger.record(self.record.clone());
