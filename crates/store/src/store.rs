@@ -176,7 +176,12 @@ async fn connect_sqlite_file(path: &Path) -> Result<Store, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
+    // A local file: connections do not go stale, so no ping before use and no recycling. This
+    // also keeps the pool free of timers, which matters to tests that run on a paused clock.
     let pool = SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await

@@ -78,6 +78,9 @@ pub async fn run(
     }
     let first = Arc::clone(&chain[0].deployments[0].target);
     let mut guard = UsageGuard::new(Arc::clone(state), request_id, route, first, started);
+    if req.model.starts_with("tier:") {
+        guard.follow_target_model();
+    }
     let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
         return stream::start(attempts, req, guard)

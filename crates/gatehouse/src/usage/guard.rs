@@ -22,6 +22,8 @@ pub struct UsageGuard {
     started: Instant,
     route_label: &'static str,
     error: Option<ErrorCode>,
+    /// For `tier:…` requests the record names the model that served, not the tier.
+    model_follows_target: bool,
     done: bool,
 }
 
@@ -72,6 +74,7 @@ impl UsageGuard {
             started,
             route_label,
             error: None,
+            model_follows_target: false,
             done: false,
         }
     }
@@ -111,11 +114,20 @@ impl UsageGuard {
 
     /// The deployment that actually serves the request (its prices and names go on the record).
     pub fn set_target(&mut self, target: Arc<Target>) {
+        if self.model_follows_target {
+            self.record.model.clone_from(&target.alias);
+        }
         self.record.provider.clone_from(&target.provider_name);
         self.record
             .upstream_model
             .clone_from(&target.upstream_model);
         self.target = target;
+    }
+
+    /// Name the serving model in the record (tier requests).
+    pub fn follow_target_model(&mut self) {
+        self.model_follows_target = true;
+        self.record.model.clone_from(&self.target.alias);
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
