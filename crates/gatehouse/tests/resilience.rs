@@ -457,3 +457,96 @@ async fn tiers_escalate_and_respect_the_daily_cap() {
     );
     assert_eq!(r.fallback_reason.as_deref(), Some("exhausted_retries"));
 }
+
+#[tokio::test]
+async fn a_silent_stream_hits_the_idle_timeout() {
+    let up1 = MockUpstream::start(
+        Behavior::ok("slow drip words").with_chunk_delay(Duration::from_secs(5)),
+    )
+    .await;
+    let up2 = MockUpstream::start(Behavior::ok("unused")).await;
+    let models = format!(
+        "[[models]]\nalias = \"a\"\nprovider = \"up1\"\n{PRICES}idle_timeout_ms = 2000\nfirst_byte_timeout_ms = 10000\n"
+    );
+    let gate = start_with_toml(&toml(&up1.base_url, &up2.base_url, &models)).await;
+    tokio::time::pause();
+    let mut body = chat_body("a", "x");
+    body["stream"] = json!(true);
+    let text = gate
+        .post("/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let last: Value = serde_json::from_str(sse_data(&text).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_requests_under_thirty_percent_failures() {
+    let up1 = MockUpstream::start(Behavior::ok("unused")).await;
+    let up2 = MockUpstream::start(Behavior::ok("unused")).await;
+    // The built-in mock provider fails 30% of calls with a 500, at random.
+    // The breaker is kept out of the way (a high minimum volume) so every failure has used all
+    // three attempts.
+    let body = "[resilience]\nretry_budget_ratio = 1.0\nbackoff_base_ms = 1\nbackoff_max_ms = 5\nbreaker_min_requests = 100000\n\
+         [providers.flaky]\nkind = \"mock\"\nerror_rate = 0.3\nerror_status = 500\n\
+         [[models]]\nalias = \"f\"\nprovider = \"flaky\"\ninput_usd_per_mtok = \"1.00\"\noutput_usd_per_mtok = \"1.00\"\n";
+    let mut gate = start_with_toml(&toml(&up1.base_url, &up2.base_url, body)).await;
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let client = client.clone();
+            let url = gate.url("/v1/chat/completions");
+            let mut body = chat_body("f", "hello");
+            if i % 2 == 1 {
+                body["stream"] = json!(true);
+            }
+            tokio::spawn(async move {
+                let resp = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    client
+                        .post(url)
+                        .header("x-request-id", format!("flaky-{i}"))
+                        .json(&body)
+                        .send(),
+                )
+                .await
+                .expect("a request hung")
+                .unwrap();
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap();
+                (i, status, text)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let store = gate.shutdown_and_store().await;
+    assert_eq!(store.usage_count().await.unwrap(), 500);
+    let mut failures = 0;
+    for (i, status, text) in outcomes {
+        let r = row(&store, &format!("flaky-{i}")).await;
+        match status {
+            200 if i % 2 == 1 => assert!(text.ends_with("data: [DONE]\n\n"), "{text}"),
+            200 => assert!(serde_json::from_str::<Value>(&text).unwrap()["choices"].is_array()),
+            502 => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["error"]["code"], "provider_error");
+                failures += 1;
+            }
+            other => panic!("unexpected status {other}: {text}"),
+        }
+        assert_eq!(i32::from(status), r.status);
+        // A failure used every attempt; a success needed between one and three.
+        if status == 502 {
+            assert_eq!(r.attempts, 3, "{i} {r:?} {text}");
+        } else {
+            assert!((1..=3).contains(&r.attempts), "{r:?}");
+        }
+    }
+    // 0.3³ = 2.7% of requests fail all three attempts: about 13 of 500.
+    assert!(failures < 50, "{failures} failures");
+}
