@@ -62,7 +62,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         })?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
-    let router = ModelRouter::build(&config);
+    let metrics = Metrics::new();
+    let router = ModelRouter::build(&config, &metrics);
     seed_tier_spend(&router, &config, &store).await;
     let retry_budget = resilience::RetryBudget::new(
         config.resilience.retry_budget_ratio,
@@ -73,7 +74,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         router,
         store,
         ledger,
-        metrics: Metrics::new(),
+        metrics,
         retry_budget,
     });
     let app = build_app(Arc::clone(&state));

@@ -87,7 +87,7 @@ pub async fn run(
             .await
             .map(Outcome::Stream);
     }
-    let resp = match attempts.run(&req, CallKind::Complete, &mut guard).await {
+    let resp = match attempts.run(&mut req, CallKind::Complete, &mut guard).await {
         Ok((Answer::Complete(resp), _)) => resp,
         Ok((Answer::Stream(_), _)) => {
             return Err(ApiError::new(

@@ -44,11 +44,11 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Vec<Frame>> + Send>>;
 /// Open a stream through the resilient loop and return its frames.
 pub async fn start(
     mut attempts: Attempts,
-    req: ChatRequest,
+    mut req: ChatRequest,
     mut guard: UsageGuard,
 ) -> Result<FrameStream, ApiError> {
     guard.set_flag(UsageRecord::FLAG_STREAMED);
-    let (answer, served) = match attempts.run(&req, CallKind::Stream, &mut guard).await {
+    let (answer, served) = match attempts.run(&mut req, CallKind::Stream, &mut guard).await {
         Ok(ok) => ok,
         Err(e) => {
             guard.finish_err(e.code);
@@ -276,7 +276,7 @@ impl StreamState {
             let Some(mut guard) = self.guard.take() else {
                 return;
             };
-            let result = self.attempts.run(&cont, CallKind::Stream, &mut guard).await;
+            let result = self.attempts.run(&mut cont, CallKind::Stream, &mut guard).await;
             self.guard = Some(guard);
             if let Ok((Answer::Stream(s), served)) = result {
                 tracing::warn!(from = %self.attempts_label(), to = %served.deployment.id, "mid-stream failover");

@@ -270,6 +270,7 @@ mod tests {
                     context_window: None,
                     metric_model: "a".into(),
                     tier: None,
+                    counters: crate::telemetry::metrics::Metrics::new().target_counters("a", "p"),
                 };
                 Arc::new(Deployment::new(Arc::new(target), *w, timeouts, breaker))
             })

@@ -16,6 +16,7 @@ use crate::config::resilience::{BreakerConfig, CauseSet, Timeouts};
 use crate::config::{Config, ModelConfig, Prices};
 use crate::error::{ApiError, ErrorCode};
 use crate::resilience::{Deployment, DeploymentHealth, ModelGroup};
+use crate::telemetry::metrics::{Metrics, TargetCounters};
 
 /// One deployment's call target.
 pub struct Target {
@@ -31,6 +32,7 @@ pub struct Target {
     /// client cannot create unbounded label values.
     pub metric_model: String,
     pub tier: Option<u8>,
+    pub counters: TargetCounters,
 }
 
 struct ProviderEntry {
@@ -53,6 +55,7 @@ pub struct ModelRouter {
     breaker: BreakerConfig,
     timeouts: Timeouts,
     pub tiers: tiers::TierTable,
+    metrics: Arc<Metrics>,
 }
 
 /// An upstream HTTP client: keep-alive, HTTP/1.1 and HTTP/2 (negotiated by ALPN).
@@ -68,7 +71,7 @@ pub fn upstream_client(connect_timeout: Duration) -> reqwest::Client {
 }
 
 impl ModelRouter {
-    pub fn build(config: &Config) -> ModelRouter {
+    pub fn build(config: &Config, metrics: &Arc<Metrics>) -> ModelRouter {
         let mut providers = HashMap::new();
         // One pooled client per connect timeout, shared by the providers that use it.
         let mut clients: HashMap<Duration, reqwest::Client> = HashMap::new();
@@ -113,7 +116,7 @@ impl ModelRouter {
                 .filter_map(|m| {
                     let entry = providers.get(&m.provider)?;
                     Some(Arc::new(Deployment::new(
-                        Arc::new(declared(m, entry)),
+                        Arc::new(declared(m, entry, metrics)),
                         m.weight,
                         m.timeouts,
                         breaker,
@@ -146,6 +149,7 @@ impl ModelRouter {
             breaker,
             timeouts: config.resilience.timeouts,
             tiers,
+            metrics: Arc::clone(metrics),
         }
     }
 
@@ -217,6 +221,7 @@ impl ModelRouter {
             context_window: None,
             metric_model: format!("{provider}/*"),
             tier: None,
+            counters: self.metrics.target_counters(&format!("{provider}/*"), provider),
         };
         let group = Arc::new(ModelGroup {
             alias: alias.to_owned(),
@@ -280,7 +285,7 @@ impl ModelRouter {
     }
 }
 
-fn declared(m: &ModelConfig, entry: &ProviderEntry) -> Target {
+fn declared(m: &ModelConfig, entry: &ProviderEntry, metrics: &Metrics) -> Target {
     Target {
         alias: m.alias.clone(),
         provider_name: m.provider.clone(),
@@ -291,5 +296,6 @@ fn declared(m: &ModelConfig, entry: &ProviderEntry) -> Target {
         context_window: m.context_window,
         metric_model: m.alias.clone(),
         tier: m.tier,
+        counters: metrics.target_counters(&m.alias, &m.provider),
     }
 }

@@ -13,7 +13,7 @@ use super::{cost_micros, now_ms};
 use crate::app::{AppState, RequestId};
 use crate::error::ErrorCode;
 use crate::routing::Target;
-use crate::telemetry::metrics::{CodeLabel, ModelLabels, RouteLabel, TokenLabels};
+use crate::telemetry::metrics::{CodeLabel, RouteLabel};
 
 pub struct UsageGuard {
     state: Arc<AppState>,
@@ -186,26 +186,12 @@ impl UsageGuard {
         let r = &mut self.record;
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
-        let model_labels = ModelLabels {
-            model: self.target.metric_model.clone(),
-            provider: r.provider.clone(),
-        };
-        m.model_requests.get_or_create(&model_labels).inc();
-        m.cost_micros
-            .get_or_create(&model_labels)
-            .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
-        for (kind, n) in [
-            ("prompt", r.prompt_tokens),
-            ("completion", r.completion_tokens),
-            ("cached", r.cached_tokens),
-        ] {
+        let c = &self.target.counters;
+        c.requests.inc();
+        c.cost_micros.inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
+        for (counter, n) in [(&c.prompt_tokens, r.prompt_tokens), (&c.completion_tokens, r.completion_tokens), (&c.cached_tokens, r.cached_tokens)] {
             if n > 0 {
-                m.tokens
-                    .get_or_create(&TokenLabels {
-                        model: self.target.metric_model.clone(),
-                        kind,
-                    })
-                    .inc_by(u64::try_from(n).unwrap_or(0));
+                counter.inc_by(u64::try_from(n).unwrap_or(0));
             }
         }
         if r.status == 499 {
