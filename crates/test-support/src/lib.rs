@@ -48,12 +48,15 @@
 //! # Dependencies
 //!
 //! This crate is also a normal dependency of the `gatehouse` binary, which serves
-//! [`MockUpstream::serve`] as `gatehouse mock-upstream`. So it depends on no test framework
-//! and nothing beyond what the gateway already links (axum, tokio, serde_json, fastrand);
-//! keep it that way: test-only helpers that need more belong in a crate's dev-dependencies.
+//! [`MockUpstream::serve`] as `gatehouse mock-upstream` (the `cli` feature adds its clap flags).
+//! So it depends on no test framework and on nothing the gateway does not already link (axum,
+//! tokio, serde_json, fastrand, clap); keep it that way: test-only helpers that need more
+//! belong in a crate's dev-dependencies.
 
 mod behavior;
 mod body;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod embedding;
 mod fault;
 pub mod openai;
