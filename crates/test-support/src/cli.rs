@@ -39,7 +39,7 @@ pub struct MockUpstreamArgs {
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     pub reset_rate: f64,
     /// Cut answers short with this probability: a stream stops after a random number of
-    /// events without [DONE], a JSON body half way; then the connection aborts.
+    /// events without the final DONE event, a JSON body half way; then the connection aborts.
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     pub cut_rate: f64,
     /// Slow drip: wait this long before every stream event after the first.
