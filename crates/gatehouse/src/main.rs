@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `serve`, `check-config`, `version`.
+//! The `gatehouse` command line: `serve`, `check-config`, `mock-upstream`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,8 @@ enum Command {
     },
     /// Validate the configuration and print what it resolves to, secrets masked.
     CheckConfig,
+    /// Serve a mock OpenAI upstream that injects faults at random, to rehearse outages.
+    MockUpstream(Box<test_support::cli::MockUpstreamArgs>),
     /// Print the version.
     Version,
 }
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
     if let Command::Version = command {
         println!("gatehouse {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Command::MockUpstream(args) = command {
+        return mock_upstream(&args);
     }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -63,7 +68,29 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
-        Command::Version => ExitCode::SUCCESS,
+        Command::Version | Command::MockUpstream(_) => ExitCode::SUCCESS,
+    }
+}
+
+/// Needs no configuration: flags in, mock upstream out, until SIGINT or SIGTERM.
+fn mock_upstream(args: &test_support::cli::MockUpstreamArgs) -> ExitCode {
+    let faults = match args.profile() {
+        Ok(faults) => faults,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| runtime.block_on(args.run(faults, shutdown_signal())));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
