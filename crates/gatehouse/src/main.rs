@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mimalloc::MiMalloc;
 use gatehouse::config::Config;
+use mimalloc::MiMalloc;
 
 // mimalloc: fewer cycles per allocation than glibc's malloc under the many small, short-lived
 // allocations of request handling (measured with bench/run.sh).

@@ -170,8 +170,8 @@ impl Attempts {
                 self.context_checked = Some(self.group);
                 // Entering a group: a prompt that cannot fit goes straight to the larger model.
                 if let (Some(window), Some(_)) = (group.context_window, &group.context_fallback) {
-                    let needed = estimate_prompt_tokens(req)
-                        + u64::from(asked.1.or(asked.0).unwrap_or(0));
+                    let needed =
+                        estimate_prompt_tokens(req) + u64::from(asked.1.or(asked.0).unwrap_or(0));
                     if needed > u64::from(window) && self.fall_back(FallbackCause::ContextLength) {
                         continue;
                     }

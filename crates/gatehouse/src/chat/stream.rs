@@ -276,7 +276,10 @@ impl StreamState {
             let Some(mut guard) = self.guard.take() else {
                 return;
             };
-            let result = self.attempts.run(&mut cont, CallKind::Stream, &mut guard).await;
+            let result = self
+                .attempts
+                .run(&mut cont, CallKind::Stream, &mut guard)
+                .await;
             self.guard = Some(guard);
             if let Ok((Answer::Stream(s), served)) = result {
                 tracing::warn!(from = %self.attempts_label(), to = %served.deployment.id, "mid-stream failover");

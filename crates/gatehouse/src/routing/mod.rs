@@ -221,7 +221,9 @@ impl ModelRouter {
             context_window: None,
             metric_model: format!("{provider}/*"),
             tier: None,
-            counters: self.metrics.target_counters(&format!("{provider}/*"), provider),
+            counters: self
+                .metrics
+                .target_counters(&format!("{provider}/*"), provider),
         };
         let group = Arc::new(ModelGroup {
             alias: alias.to_owned(),

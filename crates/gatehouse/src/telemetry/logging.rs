@@ -42,7 +42,11 @@ pub fn init(cfg: &LogConfig) -> Option<WorkerGuard> {
         .with_ansi(terminal && !json)
         .with_writer(writer);
     let installed = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.try_init()
     };

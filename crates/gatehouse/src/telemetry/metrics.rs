@@ -94,8 +94,18 @@ pub struct TargetCounters {
 
 impl Metrics {
     pub fn target_counters(&self, model: &str, provider: &str) -> TargetCounters {
-        let ml = ModelLabels { model: model.to_owned(), provider: provider.to_owned() };
-        let tokens = |kind| self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), kind }).clone();
+        let ml = ModelLabels {
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let tokens = |kind| {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_owned(),
+                    kind,
+                })
+                .clone()
+        };
         TargetCounters {
             requests: self.model_requests.get_or_create(&ml).clone(),
             cost_micros: self.cost_micros.get_or_create(&ml).clone(),
@@ -208,7 +218,11 @@ impl Metrics {
             "Circuit breaker state changes per deployment",
             m.circuit_transitions.clone(),
         );
-        registry.register("log_lines_dropped", "Log lines dropped because the log writer fell behind", m.log_lines_dropped.clone());
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer fell behind",
+            m.log_lines_dropped.clone(),
+        );
         registry.register(
             "ledger_queue_depth",
             "Usage records waiting to be written",

@@ -188,8 +188,13 @@ impl UsageGuard {
         let m = &self.state.metrics;
         let c = &self.target.counters;
         c.requests.inc();
-        c.cost_micros.inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
-        for (counter, n) in [(&c.prompt_tokens, r.prompt_tokens), (&c.completion_tokens, r.completion_tokens), (&c.cached_tokens, r.cached_tokens)] {
+        c.cost_micros
+            .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
+        for (counter, n) in [
+            (&c.prompt_tokens, r.prompt_tokens),
+            (&c.completion_tokens, r.completion_tokens),
+            (&c.cached_tokens, r.cached_tokens),
+        ] {
             if n > 0 {
                 counter.inc_by(u64::try_from(n).unwrap_or(0));
             }
