@@ -2,6 +2,7 @@
 //! database. The gateway speaks the canonical OpenAI types in [`types`]; each provider module
 //! turns them into its own wire format and back.
 
+pub mod audio;
 pub mod error;
 pub mod mock;
 pub mod openai;
@@ -14,6 +15,7 @@ use std::str::FromStr;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 
+pub use audio::{TranscriptFormat, Transcription, TranscriptionRequest};
 pub use error::{ProviderError, ProviderErrorKind};
 pub use types::*;
 
@@ -41,6 +43,20 @@ pub trait Provider: Send + Sync {
         &'a self,
         req: &'a EmbeddingsRequest,
     ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>>;
+
+    /// Speech to text (`/audio/transcriptions`). Providers without it refuse with a
+    /// `BadRequest` naming their kind.
+    fn transcribe<'a>(
+        &'a self,
+        req: &'a TranscriptionRequest,
+    ) -> BoxFuture<'a, Result<Transcription, ProviderError>> {
+        let _ = req;
+        let message = format!(
+            "provider kind `{}` cannot transcribe audio",
+            self.kind().as_str()
+        );
+        Box::pin(async move { Err(ProviderError::new(ProviderErrorKind::BadRequest, message)) })
+    }
 }
 
 /// The provider implementations Gatehouse ships, named as in configuration.

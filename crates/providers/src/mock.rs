@@ -5,6 +5,8 @@
 //! a browser test can provoke behaviour without configuration:
 //! - `[mock:status=NNN]` fails the call as an upstream answering HTTP NNN would;
 //! - `[mock:echo]` replies with the rest of the message verbatim.
+//!
+//! Transcriptions are deterministic too: `Transcript of <filename> (<n> bytes)`.
 
 use std::time::Duration;
 
@@ -14,8 +16,8 @@ use futures_util::{FutureExt, StreamExt, stream};
 use crate::{
     AssistantMessage, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, ChunkStream,
     Delta, Embedding, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
-    FinishReason, Provider, ProviderError, ProviderErrorKind, ProviderKind, Role, Usage,
-    UsageField, unix_now,
+    FinishReason, Provider, ProviderError, ProviderErrorKind, ProviderKind, Role, Transcription,
+    TranscriptionRequest, Usage, UsageField, unix_now,
 };
 
 /// Settings of a mock provider.
@@ -187,6 +189,20 @@ impl Provider for MockProvider {
         req: &'a EmbeddingsRequest,
     ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
         self.embed_inner(req).boxed()
+    }
+    fn transcribe<'a>(
+        &'a self,
+        req: &'a TranscriptionRequest,
+    ) -> BoxFuture<'a, Result<Transcription, ProviderError>> {
+        async move {
+            if !self.settings.latency.is_zero() {
+                tokio::time::sleep(self.settings.latency).await;
+            }
+            Ok(Transcription {
+                text: format!("Transcript of {} ({} bytes)", req.filename, req.file.len()),
+            })
+        }
+        .boxed()
     }
 }
 
@@ -368,6 +384,22 @@ mod tests {
                 .completion_tokens,
             3
         );
+    }
+
+    #[tokio::test]
+    async fn transcript_names_the_file_and_its_size() {
+        let p = MockProvider::new(MockSettings::default());
+        let t = p
+            .transcribe(&TranscriptionRequest {
+                model: "mock-1".into(),
+                file: bytes::Bytes::from_static(&[0u8; 1234]),
+                filename: "memo.webm".into(),
+                content_type: "audio/webm".into(),
+                language: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.text, "Transcript of memo.webm (1234 bytes)");
     }
 
     #[tokio::test]

@@ -30,6 +30,15 @@ pub(crate) fn parse(url: &str) -> Result<Target<'_>, StoreError> {
     }
 }
 
+/// The file of a SQLite URL (`None` for PostgreSQL, in-memory SQLite and invalid URLs), for
+/// keeping other local state beside the database.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    match parse(url) {
+        Ok(Target::SqliteFile(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// The scheme if the URL starts with a syntactically valid one (RFC 3986 section 3.1).
 /// Anything else returns `None`, so an error never quotes text that was not a scheme.
 fn scheme(url: &str) -> Option<&str> {

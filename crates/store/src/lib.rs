@@ -9,7 +9,7 @@ mod migrations;
 mod store;
 mod usage;
 
-pub use database_url::redact as redact_url;
+pub use database_url::{redact as redact_url, sqlite_file};
 pub use error::StoreError;
 pub use ledger::{Ledger, LedgerConfig, LedgerSnapshot, LedgerStats, LedgerWriter};
 pub use migrations::SCHEMA_VERSION;

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use crate::error::retry_after_from_headers;
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
-    ProviderError, ProviderErrorKind, ProviderKind, StreamOptions,
+    ProviderError, ProviderErrorKind, ProviderKind, StreamOptions, Transcription,
+    TranscriptionRequest,
 };
 
 /// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
@@ -22,6 +23,7 @@ pub struct OpenAiProvider {
     client: reqwest::Client,
     chat_url: String,
     embeddings_url: String,
+    transcriptions_url: String,
     api_key: Option<SecretString>,
     timeout: Duration,
 }
@@ -38,6 +40,7 @@ impl OpenAiProvider {
             client,
             chat_url: format!("{base}/chat/completions"),
             embeddings_url: format!("{base}/embeddings"),
+            transcriptions_url: format!("{base}/audio/transcriptions"),
             api_key,
             timeout,
         }
@@ -145,6 +148,49 @@ impl OpenAiProvider {
     }
 }
 
+impl OpenAiProvider {
+    /// `POST {base}/audio/transcriptions` (Whisper-compatible), always asking for JSON.
+    async fn transcribe_inner(
+        &self,
+        req: &TranscriptionRequest,
+    ) -> Result<Transcription, ProviderError> {
+        let boundary = format!("gatehouse-{:016x}", fastrand::u64(..));
+        let (body, content_type) = crate::audio::multipart_body(req, &boundary);
+        let mut rb = self
+            .client
+            .post(&self.transcriptions_url)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .timeout(self.timeout);
+        if let Some(key) = &self.api_key {
+            rb = rb.bearer_auth(key.expose_secret());
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
+        #[derive(Deserialize)]
+        struct Body {
+            text: String,
+        }
+        serde_json::from_slice::<Body>(&bytes)
+            .map(|b| Transcription { text: b.text })
+            .map_err(|_| {
+                ProviderError::new(
+                    ProviderErrorKind::Decode,
+                    "upstream returned an invalid transcription",
+                )
+            })
+    }
+}
+
 fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     let encoded = if stream {
         let mut r = req.clone();
@@ -193,6 +239,13 @@ impl Provider for OpenAiProvider {
         req: &'a EmbeddingsRequest,
     ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
         self.embed_inner(req).boxed()
+    }
+
+    fn transcribe<'a>(
+        &'a self,
+        req: &'a TranscriptionRequest,
+    ) -> BoxFuture<'a, Result<Transcription, ProviderError>> {
+        self.transcribe_inner(req).boxed()
     }
 }
 

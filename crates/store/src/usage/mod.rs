@@ -73,6 +73,8 @@ pub enum Route {
     Chat,
     Messages,
     Embeddings,
+    /// `POST /v1/audio/transcriptions`.
+    Transcription,
 }
 
 impl Route {
@@ -81,6 +83,7 @@ impl Route {
             Route::Chat => 0,
             Route::Messages => 1,
             Route::Embeddings => 2,
+            Route::Transcription => 3,
         }
     }
 
@@ -89,6 +92,7 @@ impl Route {
             0 => Some(Route::Chat),
             1 => Some(Route::Messages),
             2 => Some(Route::Embeddings),
+            3 => Some(Route::Transcription),
             _ => None,
         }
     }
@@ -135,13 +139,18 @@ mod tests {
 
     #[test]
     fn enum_codes_round_trip_and_are_stable() {
-        let routes = [Route::Chat, Route::Messages, Route::Embeddings];
+        let routes = [
+            Route::Chat,
+            Route::Messages,
+            Route::Embeddings,
+            Route::Transcription,
+        ];
         let codes: Vec<i16> = routes.iter().map(|r| r.as_i16()).collect();
-        assert_eq!(codes, [0, 1, 2]);
+        assert_eq!(codes, [0, 1, 2, 3]);
         for r in routes {
             assert_eq!(Route::from_i16(r.as_i16()), Some(r));
         }
-        assert_eq!(Route::from_i16(3), None);
+        assert_eq!(Route::from_i16(4), None);
 
         let statuses = [
             CacheStatus::None,
