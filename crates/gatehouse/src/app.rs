@@ -25,6 +25,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: Arc<Metrics>,
     pub retry_budget: crate::resilience::RetryBudget,
+    /// The web UI's sessions and per-user spend.
+    pub web: crate::web::WebState,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
@@ -76,6 +78,8 @@ fn route_label(path: &str) -> &'static str {
         "/v1/chat/completions" => "chat",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
+        "/v1/audio/transcriptions" => "transcriptions",
+        "/web/api/chat/completions" => "web_chat",
         "/health" => "health",
         "/ready" => "ready",
         "/metrics" => "metrics",

@@ -30,6 +30,7 @@ pub enum ErrorCode {
     ProviderTimeout,
     NoHealthyDeployment,
     NoViableModel,
+    BudgetExceeded,
     ShuttingDown,
     Internal,
 }
@@ -54,6 +55,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -67,6 +69,7 @@ impl ErrorCode {
             | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
+            ErrorCode::BudgetExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
             ErrorCode::ModelNotFound | ErrorCode::NotFound => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
@@ -180,6 +183,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if self.code == ErrorCode::BudgetExceeded {
+            // The official SDKs stop retrying on this header: waiting will not help.
+            resp.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
         }
         resp.extensions_mut().insert(ErrorMarker(self.code));
         resp

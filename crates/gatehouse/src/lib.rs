@@ -13,7 +13,9 @@ pub mod resilience;
 pub mod routes;
 pub mod routing;
 pub mod telemetry;
+pub mod transcribe;
 pub mod usage;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,6 +71,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         config.resilience.retry_budget_ratio,
         config.resilience.retry_budget_min_per_sec,
     );
+    let web = web::WebState::new(&config);
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
@@ -76,6 +79,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         ledger,
         metrics,
         retry_budget,
+        web,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -137,14 +137,25 @@ async fn openapi_covers_every_route() {
     assert_eq!(
         paths,
         vec![
+            "/",
+            "/admin",
             "/admin/api/deployments",
+            "/admin/api/session",
+            "/admin/api/tokens",
+            "/assets/{path}",
             "/health",
             "/metrics",
             "/openapi.json",
             "/ready",
+            "/v1/audio/transcriptions",
             "/v1/chat/completions",
             "/v1/embeddings",
-            "/v1/models"
+            "/v1/models",
+            "/web/api/audio/transcriptions",
+            "/web/api/chat/completions",
+            "/web/api/session",
+            "/web/api/session/invite",
+            "/web/api/usage"
         ]
     );
     assert!(doc["components"]["schemas"]["ChatRequest"].is_object());

@@ -1,5 +1,8 @@
 //! Who is calling. `Principal` is what the rest of the request path knows about the caller;
-//! `AdminAuth` guards the admin API with the `GATEHOUSE_ADMIN_KEY` credential.
+//! `AdminAuth` guards the admin API with the `GATEHOUSE_ADMIN_KEY` credential, or the admin
+//! console's session cookie ([`session`]).
+
+pub mod session;
 
 use std::sync::Arc;
 
@@ -52,17 +55,14 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Extractor for admin routes: the request must carry the admin key. Fails closed: with no
-/// admin key configured the admin API answers 403 and says what to set.
+/// Extractor for admin routes: the request must carry the admin key, or a valid admin session
+/// cookie (plus the CSRF token for writes). Fails closed: with no admin key configured the
+/// admin API answers 403 and says what to set.
 pub struct AdminAuth;
 
-impl FromRequestParts<Arc<AppState>> for AdminAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+impl AdminAuth {
+    /// The bearer admin key check alone.
+    pub fn check_key(parts: &Parts, state: &AppState) -> Result<AdminAuth, ApiError> {
         let Some(admin) = state.config.admin_key.as_ref() else {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
@@ -77,6 +77,20 @@ impl FromRequestParts<Arc<AppState>> for AdminAuth {
                 "Missing admin key (Authorization: Bearer …)",
             )),
         }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        if state.config.admin_key.is_some() && presented_key(parts).is_none() {
+            return session::authenticate(parts, state).map(|_| AdminAuth);
+        }
+        AdminAuth::check_key(parts, state)
     }
 }
 

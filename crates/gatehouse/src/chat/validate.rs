@@ -4,7 +4,7 @@
 use providers::{ChatRequest, ContentPart, MessageContent, Role};
 
 use crate::config::ValidationConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Validate `req` in place. Returns how many control characters were removed.
 pub fn validate(req: &mut ChatRequest, limits: &ValidationConfig) -> Result<u64, ApiError> {
@@ -156,6 +156,19 @@ fn check_content(
                                 "image URLs must be http(s) URLs or data:image/… URLs",
                             ));
                         }
+                        let bytes = data_url_bytes(u);
+                        if bytes > limits.max_image_bytes {
+                            return Err(ApiError {
+                                param: Some(format!("{field}[{j}].image_url.url")),
+                                ..ApiError::new(
+                                    ErrorCode::RequestTooLarge,
+                                    format!(
+                                        "the image is {bytes} bytes; the limit is {} bytes",
+                                        limits.max_image_bytes
+                                    ),
+                                )
+                            });
+                        }
                     }
                     ContentPart::InputAudio { .. } => {}
                 }
@@ -187,6 +200,22 @@ fn strip_controls(content: &mut MessageContent) -> u64 {
     removed
 }
 
+/// Decoded size of a base64 `data:` URL's payload (0 for other URLs), without decoding it.
+fn data_url_bytes(url: &str) -> usize {
+    let Some(rest) = url.strip_prefix("data:") else {
+        return 0;
+    };
+    let Some((meta, payload)) = rest.split_once(',') else {
+        return 0;
+    };
+    if !meta.ends_with(";base64") {
+        return payload.len();
+    }
+    let payload = payload.trim_end();
+    let padding = payload.bytes().rev().take_while(|b| *b == b'=').count();
+    ((payload.len() / 4) * 3 + (payload.len() % 4).saturating_sub(1)).saturating_sub(padding.min(2))
+}
+
 fn is_stripped(c: char) -> bool {
     c.is_control() && !matches!(c, '\n' | '\t' | '\r')
 }
@@ -201,6 +230,7 @@ mod tests {
         max_messages: 3,
         max_message_chars: 10,
         max_response_chars: 100,
+        max_image_bytes: 6,
     };
 
     fn req(msgs: Vec<Message>) -> ChatRequest {
@@ -242,6 +272,40 @@ mod tests {
         let mut r = req(vec![Message::text(Role::User, "a")]);
         r.temperature = Some(3.0);
         assert_eq!(param(r).as_deref(), Some("temperature"));
+    }
+
+    fn image(url: &str) -> ChatRequest {
+        let parts = serde_json::json!([{"type": "image_url", "image_url": {"url": url}}]);
+        req(vec![Message {
+            content: Some(serde_json::from_value(parts).unwrap()),
+            ..Message::text(Role::User, "")
+        }])
+    }
+
+    #[test]
+    fn data_image_size_is_checked_without_decoding() {
+        assert_eq!(data_url_bytes("data:image/png;base64,AAAAAAAA"), 6);
+        assert_eq!(data_url_bytes("data:image/png;base64,AAAAAA=="), 4);
+        assert_eq!(data_url_bytes("data:image/png;base64,AAAAAAA="), 5);
+        assert_eq!(data_url_bytes("https://example.com/a.png"), 0);
+        // Bad input: nothing but padding.
+        assert_eq!(data_url_bytes("data:image/png;base64,=="), 0);
+        // Exactly at the limit (6 bytes) passes.
+        validate(&mut image("data:image/png;base64,AAAAAAAA"), &LIMITS).unwrap();
+        // Bad input: a 9-byte image over the 6-byte limit.
+        let e = validate(&mut image("data:image/png;base64,AAAAAAAAAAAA"), &LIMITS).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequestTooLarge);
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
+        assert_eq!(e.message, "the image is 9 bytes; the limit is 6 bytes");
+        // Bad input: a data URL that is not an image.
+        let e = validate(&mut image("data:text/html;base64,AAAA"), &LIMITS).unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod raw;
 pub mod resilience;
 mod resolved;
+pub mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,12 +60,15 @@ pub struct Config {
     pub tier_rules: Vec<(String, u8)>,
     /// Daily spend cap per tier (index = tier), micro-USD.
     pub tier_daily_caps: [Option<i64>; 4],
+    /// The web chat and admin console.
+    pub web: web::WebConfig,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    pub max_audio_bytes: usize,
     pub shutdown_grace: Duration,
     pub sse_keepalive: Duration,
 }
@@ -74,6 +78,7 @@ pub struct ValidationConfig {
     pub max_messages: usize,
     pub max_message_chars: usize,
     pub max_response_chars: usize,
+    pub max_image_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +238,7 @@ impl Config {
                 )
             })?,
             max_body_bytes: positive("server.max_body_bytes", raw.server.max_body_bytes)?,
+            max_audio_bytes: positive("server.max_audio_bytes", raw.server.max_audio_bytes)?,
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
             sse_keepalive: Duration::from_secs(positive(
                 "server.sse_keepalive_secs",
@@ -267,6 +273,10 @@ impl Config {
             max_response_chars: positive(
                 "validation.max_response_chars",
                 raw.validation.max_response_chars,
+            )?,
+            max_image_bytes: positive(
+                "validation.max_image_bytes",
+                raw.validation.max_image_bytes,
             )?,
         };
         let log = LogConfig {
@@ -388,6 +398,8 @@ impl Config {
             ));
         }
 
+        let web = web::validate(&raw.web, env, dp.kind)?;
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
             server,
@@ -403,6 +415,7 @@ impl Config {
             resilience,
             tier_rules,
             tier_daily_caps,
+            web,
         })
     }
 }

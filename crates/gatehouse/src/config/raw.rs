@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     pub models: Vec<RawModel>,
     pub resilience: super::resilience::RawResilience,
+    pub web: super::web::RawWeb,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -24,6 +25,8 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// Largest audio file of `POST /v1/audio/transcriptions` (that route's body limit).
+    pub max_audio_bytes: usize,
     pub shutdown_grace_secs: u64,
     pub sse_keepalive_secs: u64,
 }
@@ -33,6 +36,7 @@ impl Default for RawServer {
         RawServer {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_audio_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 30,
             sse_keepalive_secs: 15,
         }
@@ -77,6 +81,8 @@ pub struct RawValidation {
     pub max_messages: usize,
     pub max_message_chars: usize,
     pub max_response_chars: usize,
+    /// Largest `data:` image in a chat request, in decoded bytes.
+    pub max_image_bytes: usize,
 }
 
 impl Default for RawValidation {
@@ -85,6 +91,7 @@ impl Default for RawValidation {
             max_messages: 1_000,
             max_message_chars: 400_000,
             max_response_chars: 400_000,
+            max_image_bytes: 3 * 1024 * 1024,
         }
     }
 }

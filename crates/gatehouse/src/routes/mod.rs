@@ -3,6 +3,7 @@
 mod admin;
 mod ops;
 mod v1;
+mod web;
 
 use std::sync::Arc;
 
@@ -23,12 +24,26 @@ use crate::app::AppState;
         crate::ops::metrics,
         crate::ops::openapi,
         crate::ops::deployments,
+        crate::transcribe::transcriptions,
+        crate::auth::session::sign_in,
+        crate::auth::session::current,
+        crate::auth::session::sign_out,
+        crate::web::assets::chat_page,
+        crate::web::assets::admin_page,
+        crate::web::assets::asset,
+        crate::web::chat_session::session,
+        crate::web::chat_session::invite,
+        crate::web::api::chat_completions,
+        crate::web::api::transcriptions,
+        crate::web::api::usage,
+        crate::web::tokens::count,
     ),
     modifiers(&AdminKeyScheme),
     tags(
         (name = "openai", description = "OpenAI-compatible API"),
         (name = "ops", description = "Operations"),
-        (name = "admin", description = "Admin API (Authorization: Bearer $GATEHOUSE_ADMIN_KEY)")
+        (name = "admin", description = "Admin API (Authorization: Bearer $GATEHOUSE_ADMIN_KEY, or the admin console's session cookie with x-csrf-token on writes)"),
+        (name = "web", description = "The web chat and admin console: pages, and the chat's API for its anonymous session cookie")
     )
 )]
 pub struct ApiDoc;
@@ -52,4 +67,5 @@ pub fn router() -> Router<Arc<AppState>> {
         .merge(v1::router())
         .merge(ops::router())
         .merge(admin::router())
+        .merge(web::router())
 }

@@ -66,6 +66,7 @@ impl UsageGuard {
             Route::Chat => "chat",
             Route::Messages => "messages",
             Route::Embeddings => "embeddings",
+            Route::Transcription => "transcriptions",
         };
         UsageGuard {
             state,
@@ -248,6 +249,7 @@ impl UsageGuard {
             fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
+        self.state.web.spend.observe(&self.record);
         self.state.ledger.record(self.record.clone());
     }
 }

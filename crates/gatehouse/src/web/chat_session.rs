@@ -1,0 +1,324 @@
+//! Who is chatting. Every browser gets an anonymous identity on its first visit: an `HttpOnly`,
+//! `SameSite=Strict` cookie `gh_chat` holding `v1.<random id>.<flags>`, signed by the server, so
+//! the id cannot be chosen or forged. Its requests run as end user `web:<id>` (conversations,
+//! usage and limits are per user). With `web.chat_access = "invite"` the cookie must also carry
+//! the invited flag, set by `POST /web/api/session/invite` with a valid code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cookies;
+use super::signing::{Purpose, Signer, random_id};
+use super::spend::DAY_MS;
+use crate::app::AppState;
+use crate::auth::secrets_equal;
+use crate::config::web::ChatAccess;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::ValidJson;
+use crate::usage::now_ms;
+
+pub const COOKIE: &str = "gh_chat";
+/// The header the conversation and chat layers read the end user from.
+pub const USER_HEADER: &str = "x-gatehouse-user";
+const MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// An anonymous chat identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatUser {
+    pub id: String,
+    pub invited: bool,
+}
+
+impl ChatUser {
+    /// The end-user id its requests carry.
+    pub fn end_user(&self) -> String {
+        format!("web:{}", self.id)
+    }
+}
+
+pub struct ChatSessions {
+    signer: Signer,
+}
+
+impl ChatSessions {
+    pub fn new(root: &[u8]) -> ChatSessions {
+        ChatSessions {
+            signer: Signer::new(root, Purpose::ChatSession, b""),
+        }
+    }
+
+    pub fn cookie_value(&self, user: &ChatUser) -> String {
+        let flags = if user.invited { "i" } else { "o" };
+        self.signer.sign(&format!("v1.{}.{flags}", user.id))
+    }
+
+    pub fn check(&self, value: &str) -> Option<ChatUser> {
+        let payload = self.signer.verify(value)?;
+        let mut parts = payload.split('.');
+        let (Some("v1"), Some(id), Some(flags), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        Some(ChatUser {
+            id: id.to_owned(),
+            invited: flags == "i",
+        })
+    }
+}
+
+fn set_cookie(state: &AppState, headers: &HeaderMap, resp: &mut Response, user: &ChatUser) {
+    let value = state.web.chat.cookie_value(user);
+    let secure = cookies::secure(&state.config, headers);
+    if let Some(v) = cookies::set_cookie(COOKIE, &value, "/", MAX_AGE, secure) {
+        resp.headers_mut().append(http::header::SET_COOKIE, v);
+    }
+}
+
+/// The caller of a `/web/api/…` route: a signed chat session, allowed by `chat_access`, and
+/// for writes a same-origin request. Sets `x-gatehouse-user` to its end-user id (replacing
+/// whatever the client sent).
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    pub user: ChatUser,
+}
+
+impl FromRequestParts<Arc<AppState>> for WebUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        if !state.config.web.enabled {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "The web UI is disabled on this server",
+            ));
+        }
+        cookies::same_origin(&parts.method, &parts.headers)
+            .map_err(|e| ApiError::new(ErrorCode::Forbidden, e.message()))?;
+        let user = cookies::get(&parts.headers, COOKIE)
+            .and_then(|v| state.web.chat.check(v))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "No chat session: reload the page to start one",
+                )
+            })?;
+        if state.config.web.chat_access == ChatAccess::Invite && !user.invited {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "This chat needs an invite code: enter it on the chat page",
+            ));
+        }
+        if let Ok(v) = HeaderValue::from_str(&user.end_user()) {
+            parts.headers.insert(USER_HEADER, v);
+        }
+        Ok(WebUser { user })
+    }
+}
+
+impl WebUser {
+    /// Refuse when the user's spend today reached `web.user_daily_budget_usd`.
+    pub fn check_budget(&self, state: &AppState) -> Result<(), ApiError> {
+        let budget = state.config.web.user_daily_budget_micros;
+        if budget <= 0 {
+            return Ok(());
+        }
+        let now = now_ms();
+        let day = now.div_euclid(DAY_MS);
+        let spent = state
+            .web
+            .spend
+            .today(&self.user.end_user(), day)
+            .cost_micros;
+        if spent < budget {
+            return Ok(());
+        }
+        let wait = (day + 1) * DAY_MS - now;
+        Err(ApiError {
+            retry_after: Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0))),
+            ..ApiError::new(
+                ErrorCode::BudgetExceeded,
+                format!(
+                    "You have used today's chat budget ({}); it renews at midnight UTC",
+                    super::spend::format_usd(budget)
+                ),
+            )
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// Always `web.session`.
+    pub object: &'static str,
+    /// This browser's end-user id.
+    pub user: String,
+    /// `open`, `invite` or `key`.
+    pub access: &'static str,
+    /// Whether this session may chat (false until an invite code was entered).
+    pub authorized: bool,
+    /// The UI build (crate version + content hash); the service worker compares it.
+    pub ui_version: &'static str,
+    pub features: Features,
+    pub limits: Limits,
+    /// Model names this server serves (for the model picker when there are no assistants).
+    pub models: Vec<String>,
+    pub default_model: String,
+    pub transcription_model: String,
+}
+
+/// What this server offers the chat; the UI hides what is missing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Features {
+    /// Server-side conversations (`/web/api/conversations`); else they live in the browser.
+    pub conversations: bool,
+    pub assistants: bool,
+    pub ratings: bool,
+    pub transcription: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Limits {
+    pub max_image_bytes: usize,
+    pub max_audio_bytes: usize,
+    pub max_message_chars: usize,
+    /// 0: no budget.
+    pub daily_budget_micros: i64,
+    pub high_usage_warning_micros: i64,
+}
+
+/// Starts (or continues) this browser's chat session and says what the chat can do.
+#[utoipa::path(get, path = "/web/api/session", tag = "web",
+    responses((status = 200, body = SessionInfo, description = "Sets `gh_chat` (HttpOnly, SameSite=Strict) on the first visit")))]
+pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !state.config.web.enabled {
+        return ApiError::new(ErrorCode::NotFound, "The web UI is disabled on this server")
+            .into_response();
+    }
+    let existing = cookies::get(&headers, COOKIE).and_then(|v| state.web.chat.check(v));
+    let fresh = existing.is_none();
+    let user = existing.unwrap_or_else(|| ChatUser {
+        id: random_id(),
+        invited: false,
+    });
+    let web = &state.config.web;
+    let mut models: Vec<String> = state
+        .router
+        .listing()
+        .iter()
+        .map(|(alias, _)| alias.clone())
+        .collect();
+    models.sort();
+    models.dedup();
+    let info = SessionInfo {
+        object: "web.session",
+        user: user.end_user(),
+        access: web.chat_access.as_str(),
+        authorized: web.chat_access != ChatAccess::Invite || user.invited,
+        ui_version: super::assets::UI_VERSION,
+        features: Features {
+            conversations: false,
+            assistants: false,
+            ratings: false,
+            transcription: true,
+        },
+        limits: Limits {
+            max_image_bytes: state.config.validation.max_image_bytes,
+            max_audio_bytes: state.config.server.max_audio_bytes,
+            max_message_chars: state.config.validation.max_message_chars,
+            daily_budget_micros: web.user_daily_budget_micros,
+            high_usage_warning_micros: web.high_usage_warning_micros,
+        },
+        models,
+        default_model: state.config.default_model.clone(),
+        transcription_model: web.transcription_model.clone(),
+    };
+    let mut resp = Json(info).into_response();
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if fresh {
+        set_cookie(&state, &headers, &mut resp, &user);
+    }
+    resp
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    pub code: String,
+}
+
+/// Unlocks the chat for this browser with an invite code (`web.chat_access = "invite"`).
+#[utoipa::path(post, path = "/web/api/session/invite", tag = "web", request_body = Invite,
+    responses((status = 204, description = "Accepted; the session cookie now carries the invitation"),
+        (status = 400, body = ErrorBody), (status = 403, description = "Wrong code, or a cross-origin request", body = ErrorBody)))]
+pub async fn invite(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ValidJson(body): ValidJson<Invite>,
+) -> Result<Response, ApiError> {
+    cookies::same_origin(&Method::POST, &headers)
+        .map_err(|e| ApiError::new(ErrorCode::Forbidden, e.message()))?;
+    if state.config.web.chat_access != ChatAccess::Invite {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "This chat does not use invite codes",
+        ));
+    }
+    let code = body.code.trim();
+    // Every code is compared, so the time taken does not say which one was close.
+    let valid = state
+        .config
+        .web
+        .invite_codes
+        .iter()
+        .fold(false, |ok, c| secrets_equal(code, c.expose_secret()) | ok);
+    if !valid {
+        return Err(ApiError {
+            param: Some("code".into()),
+            ..ApiError::new(ErrorCode::Forbidden, "That invite code is not valid")
+        });
+    }
+    let id = cookies::get(&headers, COOKIE)
+        .and_then(|v| state.web.chat.check(v))
+        .map_or_else(random_id, |u| u.id);
+    let user = ChatUser { id, invited: true };
+    let mut resp = http::StatusCode::NO_CONTENT.into_response();
+    set_cookie(&state, &headers, &mut resp, &user);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_round_trip_and_cannot_be_chosen() {
+        let s = ChatSessions::new(b"root");
+        let u = ChatUser {
+            id: "abc".into(),
+            invited: true,
+        };
+        let v = s.cookie_value(&u);
+        assert_eq!(s.check(&v), Some(u.clone()));
+        assert_eq!(u.end_user(), "web:abc");
+        // Bad input: another user's id in a copied cookie; an unsigned value; flags edited.
+        assert_eq!(s.check(&v.replacen("abc", "abd", 1)), None);
+        assert_eq!(s.check("v1.abc.i"), None);
+        assert_eq!(s.check(&v.replacen(".i.", ".o.", 1)), None);
+    }
+}
