@@ -30,6 +30,7 @@ pub async fn embeddings(
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
     let started = Instant::now();
     let target = state.router.resolve(&req.model)?;
+    crate::chat::capabilities::check_embeddings(&target)?;
     let empty = match &req.input {
         providers::EmbeddingInput::One(s) => s.is_empty(),
         providers::EmbeddingInput::Many(v) => v.is_empty() || v.iter().any(String::is_empty),

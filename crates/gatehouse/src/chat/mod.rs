@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`: parse → resolve → validate → call the provider → guard the
 //! output → respond (JSON or SSE), with one usage record per request.
 
+pub mod capabilities;
 mod stream;
 pub mod validate;
 
@@ -47,6 +48,7 @@ pub async fn chat_completions(
         state.metrics.control_chars_stripped.inc_by(stripped);
     }
     cap_output_tokens(&mut req, &target);
+    capabilities::prepare(&mut req, &target)?;
     req.model.clone_from(&target.upstream_model);
 
     let guard = UsageGuard::new(

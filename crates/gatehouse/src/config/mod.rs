@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use providers::ProviderKind;
+use providers::{Capabilities, Capability, ProviderKind};
 use secrecy::SecretString;
 
 use self::raw::{Price, RawConfig, RawModel, RawProvider};
@@ -100,7 +100,10 @@ pub struct ProviderConfig {
 pub struct Prices {
     pub input: i64,
     pub output: i64,
+    /// Prompt tokens read from the provider's cache.
     pub cached_input: i64,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -111,17 +114,42 @@ pub struct ModelConfig {
     pub prices: Prices,
     pub context_window: Option<u32>,
     pub max_output_tokens: Option<u32>,
+    pub capabilities: Capabilities,
 }
 
 /// The well-known environment variables of each built-in provider kind: (kind, key variable,
 /// base URL variable, default base URL, default model).
-const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] = &[(
-    "openai",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "https://api.openai.com/v1",
-    "gpt-4o-mini",
-)];
+const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "openai",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "gpt-4o-mini",
+    ),
+    (
+        "anthropic",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        providers::anthropic::DEFAULT_BASE_URL,
+        "claude-sonnet-4-5",
+    ),
+    (
+        "gemini",
+        "GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        providers::gemini::DEFAULT_BASE_URL,
+        "gemini-2.5-flash",
+    ),
+    // Google's SDKs also read GOOGLE_API_KEY; GEMINI_API_KEY wins when both are set.
+    (
+        "gemini",
+        "GOOGLE_API_KEY",
+        "GEMINI_BASE_URL",
+        providers::gemini::DEFAULT_BASE_URL,
+        "gemini-2.5-flash",
+    ),
+];
 
 impl Config {
     /// Load from an optional file plus the process environment.
@@ -378,8 +406,10 @@ fn builtin_mock_model() -> RawModel {
         input_usd_per_mtok: Some(Price::Text("1.00".into())),
         output_usd_per_mtok: Some(Price::Text("2.00".into())),
         cached_input_usd_per_mtok: Some(Price::Text("0.50".into())),
+        cache_write_usd_per_mtok: None,
         context_window: Some(128_000),
         max_output_tokens: Some(4_096),
+        capabilities: None,
     }
 }
 
@@ -417,12 +447,9 @@ fn validate_provider(
         )),
         None => None,
     };
-    let base_url = match kind {
-        ProviderKind::OpenAi => {
-            let url = p
-                .base_url
-                .clone()
-                .unwrap_or_else(|| "https://api.openai.com/v1".into());
+    let base_url = match kind.default_base_url() {
+        Some(default) => {
+            let url = p.base_url.clone().unwrap_or_else(|| default.into());
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
                     format!("{field}.base_url"),
@@ -431,7 +458,7 @@ fn validate_provider(
             }
             Some(url)
         }
-        ProviderKind::Mock => None,
+        None => None,
     };
     let error_rate = p.error_rate.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&error_rate) {
@@ -480,6 +507,21 @@ fn validate_model(
         })
     };
     let input = price("input_usd_per_mtok", &m.input_usd_per_mtok)?;
+    let kind = providers
+        .iter()
+        .find(|p| p.name == m.provider)
+        .map_or(ProviderKind::Mock, |p| p.kind);
+    let capabilities = match &m.capabilities {
+        None => kind.default_capabilities(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.parse::<Capability>()
+                    .map_err(|e| invalid(format!("{field}.capabilities[{i}]"), e))
+            })
+            .collect::<Result<Capabilities, _>>()?,
+    };
     Ok(ModelConfig {
         alias: m.alias.clone(),
         provider: m.provider.clone(),
@@ -491,9 +533,14 @@ fn validate_model(
                 Some(_) => price("cached_input_usd_per_mtok", &m.cached_input_usd_per_mtok)?,
                 None => input,
             },
+            cache_write: match &m.cache_write_usd_per_mtok {
+                Some(_) => price("cache_write_usd_per_mtok", &m.cache_write_usd_per_mtok)?,
+                None => input,
+            },
         },
         context_window: m.context_window,
         max_output_tokens: m.max_output_tokens,
+        capabilities,
     })
 }
 

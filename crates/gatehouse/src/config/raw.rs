@@ -154,10 +154,17 @@ pub struct RawModel {
     pub output_usd_per_mtok: Option<Price>,
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<Price>,
+    /// Price of prompt tokens written to the provider's cache (Anthropic's cache writes).
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<Price>,
     #[serde(default)]
     pub context_window: Option<u32>,
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// What the model can do (`vision`, `tools`, `json`, `streaming`, `embeddings`); defaults
+    /// to everything its provider kind offers.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// A price as written: a decimal string or a TOML number. Parsed to integer micro-dollars

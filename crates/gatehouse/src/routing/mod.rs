@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use providers::anthropic::AnthropicProvider;
+use providers::gemini::GeminiProvider;
 use providers::mock::MockProvider;
 use providers::openai::OpenAiProvider;
-use providers::{Provider, ProviderKind};
+use providers::{Capabilities, Provider, ProviderKind};
 
 use crate::config::{Config, ModelConfig, Prices};
 use crate::error::{ApiError, ErrorCode};
@@ -22,6 +24,8 @@ pub struct Target {
     pub prices: Prices,
     pub max_output_tokens: Option<u32>,
     pub context_window: Option<u32>,
+    /// What the model can do; requests needing more get a 400.
+    pub capabilities: Capabilities,
     /// Metric label: the alias for declared models, `<provider>/*` for passthrough names, so a
     /// client cannot create unbounded label values.
     pub metric_model: String,
@@ -57,13 +61,23 @@ impl ModelRouter {
     pub fn build(config: &Config, client: &reqwest::Client) -> ModelRouter {
         let mut providers = HashMap::new();
         for p in &config.providers {
+            let base = || {
+                p.base_url
+                    .as_deref()
+                    .or(p.kind.default_base_url())
+                    .unwrap_or_default()
+            };
+            let (client, key) = (client.clone(), p.api_key.clone());
             let provider: Arc<dyn Provider> = match p.kind {
-                ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(
-                    client.clone(),
-                    p.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
-                    p.api_key.clone(),
-                    p.timeout,
-                )),
+                ProviderKind::OpenAi => {
+                    Arc::new(OpenAiProvider::new(client, base(), key, p.timeout))
+                }
+                ProviderKind::Anthropic => {
+                    Arc::new(AnthropicProvider::new(client, base(), key, p.timeout))
+                }
+                ProviderKind::Gemini => {
+                    Arc::new(GeminiProvider::new(client, base(), key, p.timeout))
+                }
                 ProviderKind::Mock => Arc::new(MockProvider::new(p.mock.clone())),
             };
             providers.insert(
@@ -147,6 +161,7 @@ fn declared(m: &ModelConfig, entry: &ProviderEntry) -> Target {
         prices: m.prices,
         max_output_tokens: m.max_output_tokens,
         context_window: m.context_window,
+        capabilities: m.capabilities,
         metric_model: m.alias.clone(),
     }
 }
@@ -161,6 +176,7 @@ fn passthrough(alias: &str, provider: &str, model: &str, entry: &ProviderEntry) 
         prices: Prices::default(),
         max_output_tokens: None,
         context_window: None,
+        capabilities: entry.provider.kind().default_capabilities(),
         metric_model: format!("{provider}/*"),
     }
 }
