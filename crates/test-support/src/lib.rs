@@ -1,4 +1,5 @@
-//! Test support for Gatehouse: mock upstreams that speak OpenAI's exact wire format.
+//! Test support for Gatehouse: mock upstreams that speak OpenAI's exact wire format, and
+//! [`FixtureUpstream`], which serves recorded fixtures of any provider's format.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -18,6 +19,7 @@
 mod behavior;
 mod body;
 mod embedding;
+mod fixture;
 pub mod openai;
 mod upstream;
 
@@ -25,4 +27,5 @@ pub use behavior::{
     Behavior, DEFAULT_EMBEDDING_DIM, DEFAULT_MODELS, Reply, ToolCall, UpstreamError,
 };
 pub use embedding::{embedding_for, embeddings_response};
+pub use fixture::{Canned, FixtureUpstream};
 pub use upstream::{MockUpstream, RecordedRequest};

@@ -205,7 +205,8 @@ fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+/// Read a request into a [`RecordedRequest`].
+pub(crate) async fn record(request: Request) -> RecordedRequest {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
@@ -216,7 +217,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    let recorded = RecordedRequest {
+    RecordedRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -231,7 +232,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             })
             .collect(),
         body,
-    };
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let recorded = record(request).await;
     let (behavior, number) = {
         let mut script = shared.script();
         let number = script.requests.len();
