@@ -55,12 +55,11 @@ pub fn to_wire(req: &ChatRequest, stream: bool) -> Result<MessagesRequest, Provi
     for (i, m) in req.messages.iter().enumerate() {
         let (role, blocks) = match m.role {
             Role::System | Role::Developer => {
-                let text = system_text(m, i)?;
-                system.push(SystemBlock {
+                system.extend(system_text(m, i)?.into_iter().map(|text| SystemBlock {
                     kind: TextType::Text,
                     text,
                     cache_control: None,
-                });
+                }));
                 continue;
             }
             Role::User => (WireRole::User, user_blocks(m, i)?),
@@ -178,21 +177,21 @@ pub fn to_wire(req: &ChatRequest, stream: bool) -> Result<MessagesRequest, Provi
     })
 }
 
-fn system_text(m: &Message, i: usize) -> Result<String, ProviderError> {
+/// The texts of a system message, one per part.
+fn system_text(m: &Message, i: usize) -> Result<Vec<String>, ProviderError> {
     match &m.content {
-        Some(MessageContent::Text(t)) => Ok(t.clone()),
+        Some(MessageContent::Text(t)) => Ok(vec![t.clone()]),
         Some(MessageContent::Parts(parts)) => parts
             .iter()
             .enumerate()
             .map(|(j, p)| match p {
-                ContentPart::Text { text } => Ok(text.as_str()),
+                ContentPart::Text { text } => Ok(text.clone()),
                 _ => Err(bad(format!(
                     "messages[{i}].content[{j}]: Anthropic system prompts take text only"
                 ))),
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|t| t.join("\n")),
-        None => Ok(String::new()),
+            .collect(),
+        None => Ok(Vec::new()),
     }
 }
 

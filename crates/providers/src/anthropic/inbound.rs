@@ -170,8 +170,11 @@ fn user_turn(content: Content, i: usize, out: &mut Vec<Message>) -> Result<(), I
             }
         }
     }
-    if !parts.is_empty() {
-        out.push(message(Role::User, MessageContent::Parts(parts)));
+    match parts.as_mut_slice() {
+        [] => {}
+        // One text block is the same as a string, and reads better to OpenAI-style upstreams.
+        [ContentPart::Text { text }] => out.push(Message::text(Role::User, std::mem::take(text))),
+        _ => out.push(message(Role::User, MessageContent::Parts(parts))),
     }
     Ok(())
 }

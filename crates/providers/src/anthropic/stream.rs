@@ -12,6 +12,7 @@ use super::convert::{JSON_TOOL, finish_reason, usage};
 use super::wire::{Block, BlockDelta, StreamEvent, WireUsage};
 use super::{error_from_body, wire};
 use crate::event_stream::{Out, Translate};
+use crate::openai::relayed_message;
 use crate::sse::SseEvent;
 use crate::{
     ChatChunk, ChunkChoice, Delta, FinishReason, FunctionCallDelta, ProviderError,
@@ -152,6 +153,9 @@ impl Translator {
                 let kind = self.blocks.get(&index).copied().unwrap_or(BlockKind::Text);
                 match (kind, delta) {
                     (BlockKind::Skipped, _) => {}
+                    // Anthropic opens every tool input with an empty fragment.
+                    (_, BlockDelta::InputJsonDelta { partial_json }) if partial_json.is_empty() => {
+                    }
                     (_, BlockDelta::TextDelta { text }) => out.push_back(Ok(self.content(text))),
                     (BlockKind::Tool(n), BlockDelta::InputJsonDelta { partial_json }) => {
                         out.push_back(Ok(self.tool_delta(ToolCallDelta {
@@ -199,6 +203,7 @@ impl Translator {
                 let mut e = error_from_body(None, &error);
                 if e.kind == ProviderErrorKind::Unavailable {
                     e.kind = ProviderErrorKind::StreamInterrupted;
+                    e.message = relayed_message(e.kind, None);
                 }
                 out.push_back(Err(e));
             }

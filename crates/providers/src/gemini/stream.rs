@@ -13,6 +13,7 @@ use super::convert::{blocked, finish_reason, split_parts, usage};
 use super::error_from_body;
 use super::wire::{ErrorBody, GenerateContentResponse, UsageMetadata};
 use crate::event_stream::{Out, Translate};
+use crate::openai::relayed_message;
 use crate::sse::SseEvent;
 use crate::{
     ChatChunk, ChunkChoice, Delta, FinishReason, FunctionCallDelta, ProviderError,
@@ -141,6 +142,7 @@ impl Translate for Translator {
                     let mut e = error_from_body(None, &b.error);
                     if e.kind == ProviderErrorKind::Unavailable {
                         e.kind = ProviderErrorKind::StreamInterrupted;
+                        e.message = relayed_message(e.kind, None);
                     }
                     e
                 }
