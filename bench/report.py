@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Helpers for bench/run.sh (standard library only).
 
-  report.py oha FILE          one oha JSON result -> "rps p50_ms p99_ms requests errors"
-  report.py wrk FILE          one `wrk --latency` text result -> the same five fields
-  report.py table TSV [META]  runs.tsv -> markdown table of medians, ratios against direct
+  report.py oha FILE                     one oha JSON result -> "rps p50_ms p99_ms requests errors"
+  report.py wrk FILE                     one `wrk --latency` text result -> the same five fields
+  report.py table TSV [META] [BASELINE]  runs.tsv -> markdown table of medians, ratios against
+                                         the BASELINE target (default: direct)
+  report.py upstream URL                 chat requests a mock has received (its /mock/stats), or "-"
 """
 
 import json
 import re
 import statistics
 import sys
+import urllib.request
 from collections import OrderedDict
 
 
@@ -50,22 +53,42 @@ def fmt(value, digits=1):
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def table(tsv, meta=None):
+def upstream(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            print(int(json.load(response)["requests"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        print("-")
+
+
+def table(tsv, meta=None, baseline="direct"):
     groups = OrderedDict()
     with open(tsv) as f:
         header = f.readline().rstrip("\n").split("\t")
         for line in f:
             row = dict(zip(header, line.rstrip("\n").split("\t")))
+            requests, errors = float(row["requests"] or 0), float(row["errors"] or 0)
+            row["error_pct"] = f"{100 * errors / requests}" if requests else "-"
             groups.setdefault((row["scenario"], row["target"]), []).append(row)
 
     def median(rows, key):
-        values = [float(r[key]) for r in rows if r[key] not in ("", "-")]
+        values = [float(r[key]) for r in rows if r.get(key) not in (None, "", "-")]
         return statistics.median(values) if values else None
 
     med = {
         key: {
             k: median(rows, k)
-            for k in ("rps", "p50_ms", "p99_ms", "requests", "errors", "cpu_us_per_req", "peak_rss_kib")
+            for k in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "requests",
+                "errors",
+                "cpu_us_per_req",
+                "peak_rss_kib",
+                "upstream_per_req",
+                "error_pct",
+            )
         }
         | {"runs": len(rows)}
         for key, rows in groups.items()
@@ -75,12 +98,12 @@ def table(tsv, meta=None):
         out.append(open(meta).read().rstrip("\n"))
         out.append("")
     out.append(
-        "| scenario | target | runs | req/s | p50 ms | p99 ms | errors | CPU µs/req | peak RSS MiB "
-        "| req/s ×direct | p50 ×direct | p99 ×direct | +p50 ms |"
+        "| scenario | target | runs | req/s | p50 ms | p99 ms | errors | error % | upstream/req "
+        f"| CPU µs/req | peak RSS MiB | req/s ×{baseline} | p50 ×{baseline} | p99 ×{baseline} | +p50 ms |"
     )
-    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for (scenario, target), m in med.items():
-        direct = med.get((scenario, "direct")) if target != "direct" else None
+        direct = med.get((scenario, baseline)) if target != baseline else None
 
         def ratio(key):
             if not direct or not direct[key] or m[key] is None:
@@ -91,7 +114,8 @@ def table(tsv, meta=None):
         rss = None if m["peak_rss_kib"] is None else m["peak_rss_kib"] / 1024
         out.append(
             f"| {scenario} | {target} | {m['runs']} | {fmt(m['rps'])} | {fmt(m['p50_ms'], 3)} "
-            f"| {fmt(m['p99_ms'], 3)} | {fmt(m['errors'], 0)} | {fmt(m['cpu_us_per_req'])} | {fmt(rss)} "
+            f"| {fmt(m['p99_ms'], 3)} | {fmt(m['errors'], 0)} | {fmt(m['error_pct'], 2)} "
+            f"| {fmt(m['upstream_per_req'], 3)} | {fmt(m['cpu_us_per_req'])} | {fmt(rss)} "
             f"| {ratio('rps')} | {ratio('p50_ms')} | {ratio('p99_ms')} | {fmt(added, 3)} |"
         )
     print("\n".join(out))
@@ -99,4 +123,4 @@ def table(tsv, meta=None):
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"oha": oha, "wrk": wrk, "table": table}[command](*args)
+    {"oha": oha, "wrk": wrk, "table": table, "upstream": upstream}[command](*args)

@@ -24,6 +24,7 @@ pub struct AppState {
     pub store: Store,
     pub ledger: Ledger,
     pub metrics: Arc<Metrics>,
+    pub retry_budget: crate::resilience::RetryBudget,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUID otherwise), and

@@ -11,7 +11,7 @@ use providers::{EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, Encoding
 use store::Route;
 
 use crate::app::{AppState, RequestId};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::ValidJson;
 use crate::usage::UsageGuard;
 
@@ -29,7 +29,17 @@ pub async fn embeddings(
     ValidJson(mut req): ValidJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
     let started = Instant::now();
-    let target = state.router.resolve(&req.model)?;
+    let group = state.router.resolve(&req.model)?;
+    let dep = group
+        .pick(&[], &mut fastrand::Rng::new())
+        .map(|i| Arc::clone(&group.deployments[i]))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoHealthyDeployment,
+                "No healthy deployment can serve this model right now",
+            )
+        })?;
+    let target = Arc::clone(&dep.target);
     crate::chat::capabilities::check_embeddings(&target)?;
     let empty = match &req.input {
         providers::EmbeddingInput::One(s) => s.is_empty(),
@@ -49,9 +59,28 @@ pub async fn embeddings(
         Arc::clone(&target),
         started,
     );
-    let mut resp = match target.provider.embed(&req).await {
+    let Ok(ticket) = dep.begin() else {
+        guard.finish_err(ErrorCode::NoHealthyDeployment);
+        return Err(ApiError::new(
+            ErrorCode::NoHealthyDeployment,
+            "No healthy deployment can serve this model right now",
+        ));
+    };
+    let result = match tokio::time::timeout(dep.timeouts.total, target.provider.embed(&req)).await {
         Ok(r) => r,
+        Err(_) => Err(providers::ProviderError::new(
+            providers::ProviderErrorKind::Timeout,
+            "upstream timed out",
+        )),
+    };
+    let mut resp = match result {
+        Ok(r) => {
+            let _ = ticket.finish(true);
+            r
+        }
         Err(e) => {
+            let _ = ticket.finish(!crate::resilience::retry::is_retryable(&e));
+            dep.note_error(&e.message);
             let err = ApiError::from(&e);
             guard.finish_err(err.code);
             return Err(err);

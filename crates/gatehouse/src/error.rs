@@ -28,6 +28,8 @@ pub enum ErrorCode {
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
+    NoHealthyDeployment,
+    NoViableModel,
     ShuttingDown,
     Internal,
 }
@@ -50,6 +52,8 @@ impl ErrorCode {
             ErrorCode::ProviderRateLimited => "provider_rate_limited",
             ErrorCode::ProviderTimeout => "upstream_timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::NoHealthyDeployment => "no_healthy_provider",
+            ErrorCode::NoViableModel => "no_viable_model",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -74,9 +78,10 @@ impl ErrorCode {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request_error")
             }
             ErrorCode::ProviderError => (StatusCode::BAD_GATEWAY, "api_error"),
-            ErrorCode::ProviderRateLimited | ErrorCode::ShuttingDown => {
-                (StatusCode::SERVICE_UNAVAILABLE, "api_error")
-            }
+            ErrorCode::ProviderRateLimited
+            | ErrorCode::ShuttingDown
+            | ErrorCode::NoHealthyDeployment
+            | ErrorCode::NoViableModel => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }

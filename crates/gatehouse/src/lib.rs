@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod resilience;
 pub mod routes;
 pub mod routing;
 pub mod telemetry;
@@ -25,7 +26,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::app::{AppState, build_app};
 pub use crate::config::Config;
-use crate::routing::{ModelRouter, upstream_client};
+use crate::routing::ModelRouter;
 use crate::telemetry::metrics::Metrics;
 
 /// Why Gatehouse could not start.
@@ -61,13 +62,20 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         })?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
-    let router = ModelRouter::build(&config, &upstream_client());
+    let metrics = Metrics::new();
+    let router = ModelRouter::build(&config, &metrics);
+    seed_tier_spend(&router, &config, &store).await;
+    let retry_budget = resilience::RetryBudget::new(
+        config.resilience.retry_budget_ratio,
+        config.resilience.retry_budget_min_per_sec,
+    );
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
         store,
         ledger,
-        metrics: Metrics::new(),
+        metrics,
+        retry_budget,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -117,6 +125,37 @@ impl Running {
         let stats = self.writer.shutdown().await;
         self.state.store.close().await;
         stats
+    }
+}
+
+/// Today's spend per tier from the ledger, so a restart does not reopen a capped tier.
+async fn seed_tier_spend(router: &ModelRouter, config: &Config, store: &store::Store) {
+    if config.tier_daily_caps.iter().all(Option::is_none) {
+        return;
+    }
+    match store
+        .cost_by_model_since(routing::tiers::today_start_ms())
+        .await
+    {
+        Ok(rows) => {
+            let mut per_tier = [0i64; routing::tiers::TIERS];
+            for (model, cost) in rows {
+                if let Some(t) = config
+                    .models
+                    .iter()
+                    .find(|m| m.alias == model)
+                    .and_then(|m| m.tier)
+                {
+                    per_tier[usize::from(t)] += cost;
+                }
+            }
+            for (t, cost) in per_tier.iter().enumerate() {
+                router.tiers.seed_spend(u8::try_from(t).unwrap_or(0), *cost);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not read today's spend per tier; tier caps start from zero")
+        }
     }
 }
 

@@ -60,10 +60,13 @@ pub async fn health() -> Json<Health> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unready`.
+    /// `healthy`, `degraded` (serving, but a deployment's circuit is open or cooling down, or the
+    /// ledger queue is over half full) or `unhealthy` (503: the database is down, or no
+    /// deployment can take traffic).
     pub status: &'static str,
     pub database: DependencyStatus,
     pub ledger: LedgerStatus,
+    pub deployments: Vec<crate::resilience::DeploymentHealth>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -83,7 +86,8 @@ pub struct LedgerStatus {
     pub dropped: u64,
 }
 
-/// Readiness: the database answers within two seconds and the ledger queue has room.
+/// Readiness: the database answers within two seconds, the ledger queue has room, and the
+/// deployments' circuits (with their last errors).
 #[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let started = Instant::now();
@@ -108,15 +112,27 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         queue_capacity: capacity,
         dropped: state.ledger.stats().snapshot().dropped,
     };
-    let status = if db_ok {
-        StatusCode::OK
+    let deployments = state.router.health();
+    let any_usable = deployments.is_empty()
+        || deployments
+            .iter()
+            .any(|d| d.circuit != "open" && !d.cooling_down);
+    let degraded = ledger.status != "healthy"
+        || deployments
+            .iter()
+            .any(|d| d.circuit != "closed" || d.cooling_down);
+    let (status, word) = if !db_ok || !any_usable {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    } else if degraded {
+        (StatusCode::OK, "degraded")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::OK, "healthy")
     };
     let body = Readiness {
-        status: if db_ok { "ready" } else { "unready" },
+        status: word,
         database,
         ledger,
+        deployments,
     };
     (status, Json(body)).into_response()
 }
@@ -145,4 +161,19 @@ pub async fn openapi() -> Response {
         doc.clone(),
     )
         .into_response()
+}
+
+/// Every deployment's circuit state, in-flight calls, latency and last error.
+#[utoipa::path(
+    get,
+    path = "/admin/api/deployments",
+    tag = "admin",
+    responses((status = 200, body = [crate::resilience::DeploymentHealth]), (status = 401, body = crate::error::ErrorBody)),
+    security(("admin_key" = []))
+)]
+pub async fn deployments(
+    _: crate::auth::AdminAuth,
+    State(state): State<Arc<AppState>>,
+) -> Json<Vec<crate::resilience::DeploymentHealth>> {
+    Json(state.router.health())
 }

@@ -169,7 +169,7 @@ async fn client_disconnect_cancels_upstream() {
 #[tokio::test]
 async fn mid_stream_failure_ends_with_an_error_event() {
     let up = MockUpstream::start(Behavior::stream_then_fail("alpha beta gamma delta", 2)).await;
-    let mut gate = start(&up.base_url, "").await;
+    let mut gate = start(&up.base_url, "[resilience]\nmax_attempts = 1\n").await;
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
     let resp = gate
@@ -196,7 +196,7 @@ async fn mid_stream_failure_ends_with_an_error_event() {
 
 async fn error_for(behavior: Behavior, stream: bool) -> (u16, reqwest::header::HeaderMap, Value) {
     let up = MockUpstream::start(behavior).await;
-    let gate = start(&up.base_url, "").await;
+    let gate = start(&up.base_url, "[resilience]\nmax_attempts = 1\n").await;
     let mut body = chat_body("m1", "x");
     if stream {
         body["stream"] = json!(true);
@@ -251,7 +251,7 @@ async fn upstream_errors_map_to_the_contract() {
 #[tokio::test]
 async fn upstream_timeout_is_504() {
     let up = MockUpstream::start(Behavior::hang()).await;
-    let mut gate = start(&up.base_url, "").await;
+    let mut gate = start(&up.base_url, "[resilience]\nmax_attempts = 1\n").await;
     let resp = gate
         .post_with_id("/v1/chat/completions", &chat_body("m1", "x"), "req-timeout")
         .await;

@@ -50,7 +50,9 @@ async fn health_ready_models() {
     let resp = gate.client.get(gate.url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let r: Value = resp.json().await.unwrap();
-    assert_eq!(r["status"], "ready");
+    assert_eq!(r["status"], "healthy");
+    assert_eq!(r["deployments"][0]["deployment"], "up/gpt-4o-mini");
+    assert_eq!(r["deployments"][0]["circuit"], "closed");
     assert_eq!(r["database"]["status"], "healthy");
     assert_eq!(r["database"]["backend"], "sqlite");
     let m: Value = gate
@@ -135,6 +137,7 @@ async fn openapi_covers_every_route() {
     assert_eq!(
         paths,
         vec![
+            "/admin/api/deployments",
             "/health",
             "/metrics",
             "/openapi.json",

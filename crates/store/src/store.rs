@@ -127,6 +127,28 @@ impl Store {
         Ok(count)
     }
 
+    /// Total cost per model alias of requests started at or after `since_ms`.
+    pub async fn cost_by_model_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_as("SELECT model, CAST(SUM(cost_micros) AS INTEGER) FROM usage_records WHERE ts_ms >= ?1 GROUP BY model")
+                    .bind(since_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as("SELECT model, CAST(SUM(cost_micros) AS BIGINT) FROM usage_records WHERE ts_ms >= $1 GROUP BY model")
+                    .bind(since_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
     /// Waits for checked-out connections to return, then closes them all. Later calls on this
     /// store (or any clone) fail.
     pub async fn close(&self) {
@@ -154,7 +176,12 @@ async fn connect_sqlite_file(path: &Path) -> Result<Store, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
+    // A local file: connections do not go stale, so no ping before use and no recycling. This
+    // also keeps the pool free of timers, which matters to tests that run on a paused clock.
     let pool = SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await

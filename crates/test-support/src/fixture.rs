@@ -29,7 +29,40 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::body::{DisconnectCounter, event_body};
-use crate::upstream::{RecordedRequest, record};
+use crate::upstream::RecordedRequest;
+
+/// Largest request body the fixture upstream reads.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Read a request into a [`RecordedRequest`] (body parsed as JSON when it is JSON).
+async fn record(request: Request) -> RecordedRequest {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    RecordedRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    }
+}
 
 /// What the body of a canned response is.
 #[derive(Clone, Debug)]

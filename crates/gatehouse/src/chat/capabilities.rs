@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::routing::Target;
 
-/// Check `req` against `target` and fill the output cap the target requires.
-pub fn prepare(req: &mut ChatRequest, target: &Target) -> Result<(), ApiError> {
+/// Check `req` against what `target` can do.
+pub fn check(req: &ChatRequest, target: &Target) -> Result<(), ApiError> {
     let need = |c: Capability, param: &dyn Fn() -> String| {
         if target.capabilities.has(c) {
             Ok(())
@@ -48,13 +48,19 @@ pub fn prepare(req: &mut ChatRequest, target: &Target) -> Result<(), ApiError> {
             }
         }
     }
+    Ok(())
+}
+
+/// A provider that requires an output cap (Anthropic's `max_tokens`) gets the model's
+/// configured `max_output_tokens` when the client set none; without one configured the
+/// adapter sends its own default.
+pub fn fill_required_output_cap(req: &mut ChatRequest, target: &Target) {
     if target.provider.kind().requires_max_tokens()
         && req.requested_max_output().is_none()
         && let Some(cap) = target.max_output_tokens
     {
         req.max_tokens = Some(cap);
     }
-    Ok(())
 }
 
 /// The embeddings endpoint needs a model with the `embeddings` capability.

@@ -1,8 +1,11 @@
-//! `POST /v1/chat/completions`: parse → resolve → validate → call the provider → guard the
-//! output → respond (JSON or SSE), with one usage record per request.
+//! `POST /v1/chat/completions`: parse → plan (alias, fallbacks or tier) → validate → the
+//! resilient call loop → guard the output → respond (JSON or SSE), with one usage record per
+//! request. [`run`] is the entry point other API formats share.
 
 pub mod capabilities;
-mod stream;
+pub mod pipeline;
+pub mod render;
+pub mod stream;
 pub mod validate;
 
 use std::sync::Arc;
@@ -14,13 +17,20 @@ use axum::response::{IntoResponse, Response};
 use providers::{ChatRequest, ChatResponse, FinishReason, ProviderErrorKind, Usage};
 use store::{Route, UsageRecord};
 
+use self::pipeline::{Answer, Attempts, CallKind};
+use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
+use crate::resilience::ModelGroup;
 use crate::routing::Target;
+use crate::routing::tiers::TierRequest;
 use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 
 /// Creates a model response for the given chat conversation (OpenAI Chat Completions).
+///
+/// `model` may be a declared alias, `<provider>/<model>` for passthrough providers,
+/// `default`, `tier:auto` or `tier:0`…`tier:3`.
 #[utoipa::path(
     post,
     path = "/v1/chat/completions",
@@ -32,69 +42,100 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 502, description = "Provider error", body = ErrorBody),
-        (status = 503, description = "Provider rate limited", body = ErrorBody),
+        (status = 503, description = "Provider rate limited, or no healthy deployment", body = ErrorBody),
         (status = 504, description = "Upstream timeout", body = ErrorBody),
     )
 )]
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
-    ValidJson(mut req): ValidJson<ChatRequest>,
+    ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let target = state.router.resolve(&req.model)?;
+    let include_usage = req.wants_usage_chunk();
+    match run(&state, &request_id, Route::Chat, req, Instant::now()).await? {
+        Outcome::Complete(resp) => Ok(Json(resp).into_response()),
+        Outcome::Stream(frames) => Ok(render::openai_sse(frames, include_usage)),
+    }
+}
+
+/// The result of a chat request, before it is rendered in a wire format.
+pub enum Outcome {
+    Complete(ChatResponse),
+    Stream(FrameStream),
+}
+
+/// The chat pipeline, shared by every API format.
+pub async fn run(
+    state: &Arc<AppState>,
+    request_id: &RequestId,
+    route: Route,
+    mut req: ChatRequest,
+    started: Instant,
+) -> Result<Outcome, ApiError> {
+    let chain = plan(state, &req)?;
     let stripped = validate::validate(&mut req, &state.config.validation)?;
     if stripped > 0 {
         state.metrics.control_chars_stripped.inc_by(stripped);
     }
-    cap_output_tokens(&mut req, &target);
-    capabilities::prepare(&mut req, &target)?;
-    req.model.clone_from(&target.upstream_model);
-
-    let guard = UsageGuard::new(
-        Arc::clone(&state),
-        &request_id,
-        Route::Chat,
-        Arc::clone(&target),
-        started,
-    );
+    let first = Arc::clone(&chain[0].deployments[0].target);
+    capabilities::check(&req, &first)?;
+    let mut guard = UsageGuard::new(Arc::clone(state), request_id, route, first, started);
+    if req.model.starts_with("tier:") {
+        guard.follow_target_model();
+    }
+    let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
-        return stream::respond(state, target, req, guard).await;
+        return stream::start(attempts, req, guard)
+            .await
+            .map(Outcome::Stream);
     }
-    complete(&state, &target, &req, guard)
-        .await
-        .map(|r| Json(r).into_response())
-}
-
-/// Clamp the client's output cap to the model's configured maximum.
-fn cap_output_tokens(req: &mut ChatRequest, target: &Target) {
-    if let Some(cap) = target.max_output_tokens {
-        for v in [&mut req.max_tokens, &mut req.max_completion_tokens] {
-            if let Some(n) = v
-                && *n > cap
-            {
-                *n = cap;
-            }
+    let resp = match attempts.run(&mut req, CallKind::Complete, &mut guard).await {
+        Ok((Answer::Complete(resp), _)) => resp,
+        Ok((Answer::Stream(_), _)) => {
+            return Err(ApiError::new(
+                crate::error::ErrorCode::Internal,
+                "unexpected answer kind",
+            ));
         }
-    }
-}
-
-async fn complete(
-    state: &AppState,
-    target: &Target,
-    req: &ChatRequest,
-    mut guard: UsageGuard,
-) -> Result<ChatResponse, ApiError> {
-    let mut resp = match target.provider.chat(req).await {
-        Ok(r) => r,
         Err(e) => {
-            let err = ApiError::from(&e);
-            guard.finish_err(err.code);
-            return Err(err);
+            guard.finish_err(e.code);
+            return Err(e);
         }
     };
-    let truncated = truncate_response(&mut resp, state.config.validation.max_response_chars);
-    if truncated {
+    Ok(Outcome::Complete(finish_complete(state, &req, resp, guard)))
+}
+
+/// The groups to try, in order: a tier's models, or an alias followed by its fallbacks.
+fn plan(state: &AppState, req: &ChatRequest) -> Result<Vec<Arc<ModelGroup>>, ApiError> {
+    if let Some(ask) = TierRequest::parse(&req.model) {
+        let needed =
+            estimate_prompt_tokens(req) + u64::from(req.requested_max_output().unwrap_or(0));
+        return state.router.tiers.plan(ask?, req, needed);
+    }
+    let primary = state.router.resolve(&req.model)?;
+    if primary.deployments.is_empty() {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::NoHealthyDeployment,
+            "This model has no deployment",
+        ));
+    }
+    let mut chain = vec![Arc::clone(&primary)];
+    chain.extend(
+        primary
+            .fallbacks
+            .iter()
+            .filter_map(|alias| state.router.group(alias)),
+    );
+    Ok(chain)
+}
+
+fn finish_complete(
+    state: &AppState,
+    req: &ChatRequest,
+    mut resp: ChatResponse,
+    mut guard: UsageGuard,
+) -> ChatResponse {
+    if truncate_response(&mut resp, state.config.validation.max_response_chars) {
         guard.set_flag(UsageRecord::FLAG_TRUNCATED);
         state.metrics.responses_truncated.inc();
     }
@@ -113,7 +154,22 @@ async fn complete(
         }
     }
     guard.finish_ok();
-    Ok(resp)
+    resp
+}
+
+/// Clamp the client's output cap to the deployment's configured maximum (and send that
+/// maximum when the client set none and the provider requires a cap).
+fn cap_output_tokens(req: &mut ChatRequest, target: &Target) {
+    capabilities::fill_required_output_cap(req, target);
+    if let Some(cap) = target.max_output_tokens {
+        for v in [&mut req.max_tokens, &mut req.max_completion_tokens] {
+            if let Some(n) = v
+                && *n > cap
+            {
+                *n = cap;
+            }
+        }
+    }
 }
 
 /// The response size cap: content beyond `max_chars` (over all choices) is cut and the choice

@@ -1,149 +1,205 @@
-//! Streaming responses: upstream chunks are forwarded as they arrive; all chunks already
-//! received are written together in one body frame. Keep-alive comments fill long silences,
-//! the response size cap ends a stream cleanly, an upstream failure ends it with an error event,
-//! and a client that goes away drops the upstream call (and is recorded as a 499).
+//! Streaming: upstream chunks become frames as they arrive, and every chunk already received is
+//! handed over together so a renderer can write them in one go. Keep-alive frames fill long
+//! silences; the idle and total timeouts, the response size cap and upstream failures end a
+//! stream cleanly; with `mid_stream_failover` a broken stream continues on the next deployment;
+//! a client that goes away drops the upstream call (and is recorded as a 499).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::Response;
-use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::ReadyChunks;
-use futures_util::{StreamExt, stream};
+use futures_util::{Stream, StreamExt, stream};
 use providers::{
-    ChatChunk, ChatRequest, ChunkStream, FinishReason, ProviderError, Usage, UsageField,
+    ChatChunk, ChatRequest, ChunkStream, FinishReason, Message, ProviderError, Role, Usage,
+    UsageField,
 };
 use store::UsageRecord;
+use tokio::time::Instant;
 
-use super::stream_fallback_allowed;
+use super::pipeline::{Answer, Attempts, CallKind, Served};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::routing::Target;
 use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 
-/// Most chunks coalesced into one write.
+/// Most chunks coalesced into one frame batch.
 const MAX_BATCH: usize = 256;
 
-pub async fn respond(
-    state: Arc<AppState>,
-    target: Arc<Target>,
-    req: ChatRequest,
+/// One unit of a response stream, independent of the wire format it is rendered in.
+#[derive(Debug)]
+pub enum Frame {
+    /// A chunk. A chunk with no choices and `usage` set is the usage report.
+    Chunk(ChatChunk),
+    KeepAlive,
+    /// Out-of-band note (rendered as an SSE comment), e.g. a mid-stream failover.
+    Note(String),
+    /// The stream failed after it started; nothing follows.
+    Error(ApiError),
+    /// The stream completed.
+    Done,
+}
+
+pub type FrameStream = Pin<Box<dyn Stream<Item = Vec<Frame>> + Send>>;
+
+/// Open a stream through the resilient loop and return its frames.
+pub async fn start(
+    mut attempts: Attempts,
+    mut req: ChatRequest,
     mut guard: UsageGuard,
-) -> Result<Response, ApiError> {
+) -> Result<FrameStream, ApiError> {
     guard.set_flag(UsageRecord::FLAG_STREAMED);
-    let upstream: ChunkStream = match target.provider.chat_stream(&req).await {
-        Ok(s) => s,
-        Err(e) if stream_fallback_allowed(&e) => match target.provider.chat(&req).await {
-            Ok(resp) => {
-                tracing::warn!(provider = %target.provider_name, "stream could not be opened; replaying a plain completion as a stream");
-                Box::pin(stream::iter(resp.into_chunks().into_iter().map(Ok)))
-            }
-            Err(e2) => return Err(fail(guard, &e2)),
-        },
-        Err(e) => return Err(fail(guard, &e)),
+    let (answer, served) = match attempts.run(&mut req, CallKind::Stream, &mut guard).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            guard.finish_err(e.code);
+            return Err(e);
+        }
     };
+    let Answer::Stream(upstream) = answer else {
+        return Err(ApiError::new(ErrorCode::Internal, "unexpected answer kind"));
+    };
+    let state = Arc::clone(&attempts.state);
+    let timeouts = served.deployment.timeouts;
+    let now = Instant::now();
     let st = StreamState {
         upstream: upstream.ready_chunks(MAX_BATCH),
-        include_usage: req.wants_usage_chunk(),
         keepalive: state.config.server.sse_keepalive,
+        idle: timeouts.idle,
+        deadline: now + timeouts.total,
+        last_data: now,
         remaining_chars: state.config.validation.max_response_chars,
         text: String::new(),
         usage: None,
+        carried: Usage::default(),
+        skip_role: false,
         template: None,
         finished: false,
+        failover: attempts.primary().mid_stream_failover,
         req,
+        served: Some(served),
+        attempts,
         guard: Some(guard),
         state,
     };
-    let body = stream::unfold(st, |mut st| async move {
-        let out = st.next_frame().await?;
-        Some((Ok::<_, std::convert::Infallible>(out), st))
+    let frames = stream::unfold(st, |mut st| async move {
+        let out = st.next_frames().await?;
+        Some((out, st))
     });
-    Ok(Response::builder()
-        .header(http::header::CONTENT_TYPE, "text/event-stream")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| Response::new(Body::empty())))
-}
-
-fn fail(guard: UsageGuard, e: &ProviderError) -> ApiError {
-    let err = ApiError::from(e);
-    guard.finish_err(err.code);
-    err
+    Ok(Box::pin(frames))
 }
 
 struct StreamState {
     upstream: ReadyChunks<ChunkStream>,
-    include_usage: bool,
     keepalive: Duration,
+    idle: Duration,
+    deadline: Instant,
+    last_data: Instant,
     remaining_chars: usize,
-    /// Completion text so far, counted only if the upstream reports no usage.
+    /// Completion text so far, for the failover prefix and for counting tokens when the
+    /// upstream reports none.
     text: String,
     usage: Option<Usage>,
+    /// Tokens of upstream calls abandoned by a failover (estimated).
+    carried: Usage,
+    /// After a failover, the new upstream's opening role chunk is dropped.
+    skip_role: bool,
     /// id/created/model of the stream, for chunks Gatehouse writes itself.
     template: Option<ChatChunk>,
     finished: bool,
+    failover: bool,
     req: ChatRequest,
+    served: Option<Served>,
+    attempts: Attempts,
     guard: Option<UsageGuard>,
     state: Arc<AppState>,
 }
 
 impl StreamState {
-    async fn next_frame(&mut self) -> Option<Bytes> {
+    async fn next_frames(&mut self) -> Option<Vec<Frame>> {
         if self.finished {
             return None;
         }
-        let batch = match tokio::time::timeout(self.keepalive, self.upstream.next()).await {
-            Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+        let now = Instant::now();
+        let idle_at = self.last_data + self.idle;
+        let wait = self
+            .keepalive
+            .min(idle_at.saturating_duration_since(now))
+            .min(self.deadline.saturating_duration_since(now));
+        let batch = match tokio::time::timeout(wait, self.upstream.next()).await {
+            Err(_) => {
+                let now = Instant::now();
+                if now >= idle_at || now >= self.deadline {
+                    let mut frames = Vec::new();
+                    let e = ProviderError::new(
+                        providers::ProviderErrorKind::Timeout,
+                        "upstream timed out",
+                    );
+                    self.upstream_failed(&e, &mut frames).await;
+                    return Some(frames);
+                }
+                return Some(vec![Frame::KeepAlive]);
+            }
             Ok(None) => {
-                self.finish_ok();
-                return Some(Bytes::from_static(b"data: [DONE]\n\n"));
+                let mut frames = Vec::with_capacity(2);
+                self.finish_ok_with(&mut frames);
+                return Some(frames);
             }
             Ok(Some(batch)) => batch,
         };
-        let mut buf = BytesMut::with_capacity(256 * batch.len());
+        self.last_data = Instant::now();
+        let mut frames = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
                 Ok(chunk) => {
-                    if self.forward(chunk, &mut buf) {
+                    if self.forward(chunk, &mut frames) {
                         break;
                     }
                 }
                 Err(e) => {
-                    let err = ApiError::from(&e);
-                    write_event(&mut buf, &err.body());
-                    self.finish_err(err.code);
+                    self.upstream_failed(&e, &mut frames).await;
                     break;
                 }
             }
         }
-        Some(buf.freeze())
+        Some(frames)
     }
 
-    /// Write one upstream chunk; returns true when the stream ended here (size cap).
-    fn forward(&mut self, mut chunk: ChatChunk, buf: &mut BytesMut) -> bool {
-        if self.template.is_none() {
-            let mut t = chunk.clone();
-            t.choices.clear();
-            t.usage = UsageField::Absent;
-            self.template = Some(t);
+    /// Take one upstream chunk; returns true when the stream ended here (size cap).
+    fn forward(&mut self, mut chunk: ChatChunk, frames: &mut Vec<Frame>) -> bool {
+        match &self.template {
+            None => {
+                let mut t = chunk.clone();
+                t.choices.clear();
+                t.usage = UsageField::Absent;
+                self.template = Some(t);
+            }
+            // Keep one id and model for the whole stream, across failovers.
+            Some(t) => {
+                chunk.id.clone_from(&t.id);
+                chunk.model.clone_from(&t.model);
+            }
         }
         if let Some(u) = chunk.usage.usage() {
             self.usage = Some(u);
             if chunk.choices.is_empty() {
-                if self.include_usage {
-                    write_event(buf, &chunk);
-                }
+                // Reported with the combined total when the stream ends.
                 return false;
             }
         }
-        chunk.usage = match (self.include_usage, chunk.usage) {
-            (false, _) => UsageField::Absent,
-            (true, UsageField::Present(u)) => UsageField::Present(u),
-            (true, _) => UsageField::Null,
-        };
+        if self.skip_role {
+            for c in &mut chunk.choices {
+                c.delta.role = None;
+            }
+            chunk.choices.retain(|c| {
+                c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
+                    || c.delta.tool_calls.is_some()
+                    || c.finish_reason.is_some()
+            });
+            if chunk.choices.is_empty() {
+                return false;
+            }
+            self.skip_role = false;
+        }
         let mut cut = false;
         for c in &mut chunk.choices {
             if let Some(content) = &mut c.delta.content {
@@ -177,7 +233,7 @@ impl StreamState {
                 }
             }
         }
-        write_event(buf, &chunk);
+        frames.push(Frame::Chunk(chunk));
         if cut {
             self.state.metrics.responses_truncated.inc();
             if let Some(g) = self.guard.as_mut() {
@@ -185,23 +241,88 @@ impl StreamState {
             }
             // The upstream is still generating; its final usage will never arrive.
             self.usage = None;
-            let usage = self.settle_usage();
-            if self.include_usage
-                && let Some(mut u) = self.template.clone()
-            {
-                u.usage = UsageField::Present(usage);
-                write_event(buf, &u);
-            }
-            buf.put_slice(b"data: [DONE]\n\n");
-            self.finish_ok();
+            self.finish_ok_with(frames);
             return true;
         }
         false
     }
 
-    /// Settle the token counts on the guard: the upstream's own when it sent them, else counted.
+    /// An upstream failure after the stream started: fail over when allowed, else end with an
+    /// error frame.
+    async fn upstream_failed(&mut self, e: &ProviderError, frames: &mut Vec<Frame>) {
+        let Some(served) = self.served.take() else {
+            return;
+        };
+        served.deployment.note_error(&e.message);
+        if let Some(ticket) = served.ticket {
+            let _ = ticket.finish(false);
+        }
+        if self.failover && self.attempts.prepare_failover(&served.deployment) {
+            // What was generated so far is charged as estimated tokens of the failed call.
+            let partial = Usage::new(
+                estimate_prompt_tokens(&self.req),
+                count_tokens(&self.text),
+                0,
+            );
+            let mut cont = self.req.clone();
+            if !self.text.is_empty() {
+                cont.messages
+                    .push(Message::text(Role::Assistant, self.text.clone()));
+                cont.messages.push(Message::text(
+                    Role::User,
+                    "Continue your previous answer exactly where it stopped, without repeating any of it.",
+                ));
+            }
+            let Some(mut guard) = self.guard.take() else {
+                return;
+            };
+            let result = self
+                .attempts
+                .run(&mut cont, CallKind::Stream, &mut guard)
+                .await;
+            self.guard = Some(guard);
+            if let Ok((Answer::Stream(s), served)) = result {
+                tracing::warn!(from = %self.attempts_label(), to = %served.deployment.id, "mid-stream failover");
+                self.carried = add(self.carried, partial);
+                self.usage = None;
+                if let Some(g) = self.guard.as_mut() {
+                    g.set_route(
+                        Some(served.deployment.id.clone()),
+                        Some("mid_stream_failover"),
+                    );
+                }
+                frames.push(Frame::Note(format!(
+                    "gatehouse-failover: continuing on {}",
+                    served.deployment.id
+                )));
+                self.upstream = s.ready_chunks(MAX_BATCH);
+                self.deadline = Instant::now() + served.deployment.timeouts.total;
+                self.idle = served.deployment.timeouts.idle;
+                self.last_data = Instant::now();
+                self.served = Some(served);
+                self.skip_role = true;
+                return;
+            }
+        }
+        let err = ApiError::from(e);
+        frames.push(Frame::Error(err.clone()));
+        self.finished = true;
+        self.settle_usage();
+        if let Some(g) = self.guard.take() {
+            g.finish_err(err.code);
+        }
+    }
+
+    fn attempts_label(&self) -> String {
+        self.attempts
+            .current_group()
+            .map_or_else(String::new, |g| g.alias.clone())
+    }
+
+    /// Settle token counts on the guard: the upstream's own when it sent them, else counted,
+    /// plus whatever abandoned calls consumed. Returns the total.
     fn settle_usage(&mut self) -> Usage {
-        let (usage, estimated) = match self.usage {
+        let (own, estimated) = match self.usage {
             Some(u) => (u, false),
             None => (
                 Usage::new(
@@ -212,27 +333,43 @@ impl StreamState {
                 true,
             ),
         };
+        let total = add(own, self.carried);
+        let estimated = estimated || self.carried != Usage::default();
         if let Some(g) = self.guard.as_mut() {
-            g.set_usage(&usage, estimated);
+            g.set_usage(&total, estimated);
         }
-        usage
+        total
     }
 
-    fn finish_ok(&mut self) {
+    /// End successfully: the usage chunk, then Done.
+    fn finish_ok_with(&mut self, frames: &mut Vec<Frame>) {
         self.finished = true;
-        self.settle_usage();
+        if let Some(served) = self.served.take()
+            && let Some(ticket) = served.ticket
+        {
+            let _ = ticket.finish(true);
+        }
+        let usage = self.settle_usage();
+        if let Some(mut u) = self.template.clone() {
+            u.usage = UsageField::Present(usage);
+            frames.push(Frame::Chunk(u));
+        }
+        if !matches!(frames.last(), Some(Frame::Done)) {
+            frames.push(Frame::Done);
+        }
         if let Some(g) = self.guard.take() {
             g.finish_ok();
         }
     }
+}
 
-    fn finish_err(&mut self, code: ErrorCode) {
-        self.finished = true;
-        self.settle_usage();
-        if let Some(g) = self.guard.take() {
-            g.finish_err(code);
-        }
-    }
+fn add(a: Usage, b: Usage) -> Usage {
+    Usage::with_cache(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+        a.cached_tokens() + b.cached_tokens(),
+        a.cache_creation_tokens() + b.cache_creation_tokens(),
+    )
 }
 
 impl Drop for StreamState {
@@ -242,14 +379,4 @@ impl Drop for StreamState {
             self.settle_usage();
         }
     }
-}
-
-fn write_event<T: serde::Serialize>(buf: &mut BytesMut, value: &T) {
-    buf.put_slice(b"data: ");
-    let mut w = buf.writer();
-    if serde_json::to_writer(&mut w, value).is_err() {
-        tracing::error!("failed to encode a stream event");
-    }
-    let buf = w.into_inner();
-    buf.put_slice(b"\n\n");
 }

@@ -7,6 +7,7 @@
 //! variables, which switch that provider on).
 
 pub mod raw;
+pub mod resilience;
 mod resolved;
 
 use std::collections::HashMap;
@@ -53,6 +54,11 @@ pub struct Config {
     pub default_model: String,
     /// The admin credential (`GATEHOUSE_ADMIN_KEY`); the admin API is off without it.
     pub admin_key: Option<SecretString>,
+    pub resilience: resilience::ResilienceConfig,
+    /// `tier:auto` rules: task label → lowest tier allowed.
+    pub tier_rules: Vec<(String, u8)>,
+    /// Daily spend cap per tier (index = tier), micro-USD.
+    pub tier_daily_caps: [Option<i64>; 4],
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +98,7 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     pub timeout: Duration,
     pub passthrough: bool,
+    pub connect_timeout: Duration,
     pub mock: providers::mock::MockSettings,
 }
 
@@ -115,6 +122,14 @@ pub struct ModelConfig {
     pub context_window: Option<u32>,
     pub max_output_tokens: Option<u32>,
     pub capabilities: Capabilities,
+    pub weight: u32,
+    pub tier: Option<u8>,
+    /// Alias-level settings; only the first entry of an alias may set them.
+    pub fallbacks: Vec<String>,
+    pub fallback_on: resilience::CauseSet,
+    pub context_fallback: Option<String>,
+    pub mid_stream_failover: bool,
+    pub timeouts: resilience::Timeouts,
 }
 
 /// The well-known environment variables of each built-in provider kind: (kind, key variable,
@@ -218,6 +233,7 @@ impl Config {
                         chunk_delay_ms: None,
                         error_rate: None,
                         error_status: None,
+                        connect_timeout_ms: None,
                     },
                 );
             }
@@ -300,16 +316,70 @@ impl Config {
         for (name, p) in &raw.providers {
             providers.push(validate_provider(name, p, env)?);
         }
-        let mut models = Vec::with_capacity(raw.models.len());
+        let resilience = resilience::validate(&raw.resilience)?;
+        let mut models: Vec<ModelConfig> = Vec::with_capacity(raw.models.len());
         for (i, m) in raw.models.iter().enumerate() {
             let field = format!("models[{i}]");
-            if models.iter().any(|x: &ModelConfig| x.alias == m.alias) {
+            let model = validate_model(&field, m, &providers, &resilience)?;
+            // A repeated alias is another deployment of the same model (load balanced); the
+            // alias-level settings belong to its first entry only.
+            if models.iter().any(|x| x.alias == m.alias) {
+                let alias_level = [
+                    ("tier", m.tier.is_some()),
+                    ("fallbacks", m.fallbacks.is_some()),
+                    ("fallback_on", m.fallback_on.is_some()),
+                    ("context_fallback", m.context_fallback.is_some()),
+                    ("mid_stream_failover", m.mid_stream_failover.is_some()),
+                ];
+                if let Some((name, _)) = alias_level.iter().find(|(_, set)| *set) {
+                    return Err(invalid(
+                        format!("{field}.{name}"),
+                        format!(
+                            "set `{name}` on the first [[models]] entry of `{}` only",
+                            m.alias
+                        ),
+                    ));
+                }
+            }
+            models.push(model);
+        }
+        for (i, m) in models.iter().enumerate() {
+            for (j, f) in m.fallbacks.iter().enumerate() {
+                if !models.iter().any(|x| &x.alias == f) || f == &m.alias {
+                    return Err(invalid(
+                        format!("models[{i}].fallbacks[{j}]"),
+                        format!("`{f}` is not another declared model alias"),
+                    ));
+                }
+            }
+            if let Some(f) = &m.context_fallback
+                && (!models.iter().any(|x| &x.alias == f) || f == &m.alias)
+            {
                 return Err(invalid(
-                    format!("{field}.alias"),
-                    format!("`{}` is declared twice", m.alias),
+                    format!("models[{i}].context_fallback"),
+                    format!("`{f}` is not another declared model alias"),
                 ));
             }
-            models.push(validate_model(&field, m, &providers)?);
+        }
+        let mut tier_daily_caps = [None; 4];
+        for (tier, price) in &raw.routing.tier_daily_cap_usd {
+            let field = format!("routing.tier_daily_cap_usd.{tier}");
+            let t: usize = tier
+                .parse()
+                .ok()
+                .filter(|t| *t < 4)
+                .ok_or_else(|| invalid(&field, "tiers are 0 to 3"))?;
+            tier_daily_caps[t] = Some(parse_price(price).map_err(|m| invalid(&field, m))?);
+        }
+        let mut tier_rules = Vec::new();
+        for (i, r) in raw.routing.rules.iter().enumerate() {
+            if r.min_tier > 3 {
+                return Err(invalid(
+                    format!("routing.rules[{i}].min_tier"),
+                    "tiers are 0 to 3",
+                ));
+            }
+            tier_rules.push((r.task.clone(), r.min_tier));
         }
 
         let (env_provider, env_model) = env_default.unzip();
@@ -358,6 +428,9 @@ impl Config {
             default_provider,
             default_model,
             admin_key: get("GATEHOUSE_ADMIN_KEY").map(SecretString::from),
+            resilience,
+            tier_rules,
+            tier_daily_caps,
         })
     }
 }
@@ -393,6 +466,7 @@ fn builtin_mock() -> RawProvider {
         chunk_delay_ms: None,
         error_rate: None,
         error_status: None,
+        connect_timeout_ms: None,
     }
 }
 
@@ -410,6 +484,15 @@ fn builtin_mock_model() -> RawModel {
         context_window: Some(128_000),
         max_output_tokens: Some(4_096),
         capabilities: None,
+        weight: None,
+        tier: None,
+        fallbacks: None,
+        fallback_on: None,
+        context_fallback: None,
+        mid_stream_failover: None,
+        first_byte_timeout_ms: None,
+        idle_timeout_ms: None,
+        total_timeout_ms: None,
     }
 }
 
@@ -475,6 +558,7 @@ fn validate_provider(
         api_key_env: p.api_key_env.clone(),
         timeout: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
         passthrough: p.passthrough.unwrap_or(kind != ProviderKind::Mock),
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms.unwrap_or(10_000).max(1)),
         mock: providers::mock::MockSettings {
             latency: Duration::from_millis(p.latency_ms.unwrap_or(0)),
             chunk_delay: Duration::from_millis(p.chunk_delay_ms.unwrap_or(0)),
@@ -488,7 +572,43 @@ fn validate_model(
     field: &str,
     m: &RawModel,
     providers: &[ProviderConfig],
+    res: &resilience::ResilienceConfig,
 ) -> Result<ModelConfig, ConfigError> {
+    if m.tier.is_some_and(|t| t > 3) {
+        return Err(invalid(
+            format!("{field}.tier"),
+            "tiers are 0 (cheapest) to 3",
+        ));
+    }
+    if m.weight == Some(0) {
+        return Err(invalid(
+            format!("{field}.weight"),
+            "must be greater than zero",
+        ));
+    }
+    let ms = |name: &str, v: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            Some(0) => Err(invalid(
+                format!("{field}.{name}"),
+                "must be greater than zero",
+            )),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(default),
+        }
+    };
+    let timeouts = resilience::Timeouts {
+        first_byte: ms(
+            "first_byte_timeout_ms",
+            m.first_byte_timeout_ms,
+            res.timeouts.first_byte,
+        )?,
+        idle: ms("idle_timeout_ms", m.idle_timeout_ms, res.timeouts.idle)?,
+        total: ms("total_timeout_ms", m.total_timeout_ms, res.timeouts.total)?,
+    };
+    let fallback_on = match &m.fallback_on {
+        Some(names) => resilience::CauseSet::parse(&format!("{field}.fallback_on"), names)?,
+        None => resilience::CauseSet::default_causes(),
+    };
     if m.alias.trim().is_empty() || m.alias.len() > 200 {
         return Err(invalid(
             format!("{field}.alias"),
@@ -541,6 +661,13 @@ fn validate_model(
         context_window: m.context_window,
         max_output_tokens: m.max_output_tokens,
         capabilities,
+        weight: m.weight.unwrap_or(1),
+        tier: m.tier,
+        fallbacks: m.fallbacks.clone().unwrap_or_default(),
+        fallback_on,
+        context_fallback: m.context_fallback.clone(),
+        mid_stream_failover: m.mid_stream_failover.unwrap_or(false),
+        timeouts,
     })
 }
 

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub routing: RawRouting,
     pub providers: BTreeMap<String, RawProvider>,
     pub models: Vec<RawModel>,
+    pub resilience: super::resilience::RawResilience,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -113,6 +114,17 @@ pub struct RawRouting {
     pub default_provider: Option<String>,
     /// Model used when a request says `"model": "default"` (`LLM_DEFAULT_MODEL`).
     pub default_model: Option<String>,
+    /// Rules for `tier:auto`: a task label (request `metadata.task`) → the lowest tier allowed.
+    pub rules: Vec<RawTierRule>,
+    /// Daily spend cap per tier in dollars, e.g. `{ "3" = "50.00" }`.
+    pub tier_daily_cap_usd: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTierRule {
+    pub task: String,
+    pub min_tier: u8,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -138,6 +150,9 @@ pub struct RawProvider {
     pub error_rate: Option<f64>,
     #[serde(default)]
     pub error_status: Option<u16>,
+    /// TCP connect timeout to this provider's host.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -161,6 +176,31 @@ pub struct RawModel {
     pub context_window: Option<u32>,
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// Share of traffic when several entries have the same alias (load balancing).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Cost tier, 0 (cheapest) to 3, for `tier:auto` and `tier:N` requests.
+    #[serde(default)]
+    pub tier: Option<u8>,
+    /// Aliases to try, in order, when this one fails for a cause in `fallback_on`.
+    #[serde(default)]
+    pub fallbacks: Option<Vec<String>>,
+    /// Causes that trigger a fallback: exhausted_retries, circuit_open, timeout,
+    /// context_length, content_filter.
+    #[serde(default)]
+    pub fallback_on: Option<Vec<String>>,
+    /// A larger-context alias to use when the prompt does not fit.
+    #[serde(default)]
+    pub context_fallback: Option<String>,
+    /// Continue a stream on the next deployment if the upstream dies mid-way.
+    #[serde(default)]
+    pub mid_stream_failover: Option<bool>,
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
     /// What the model can do (`vision`, `tools`, `json`, `streaming`, `embeddings`); defaults
     /// to everything its provider kind offers.
     #[serde(default)]

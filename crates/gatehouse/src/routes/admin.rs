@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
 
 use crate::app::AppState;
+use crate::ops;
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
+    Router::new().route("/admin/api/deployments", get(ops::deployments))
 }

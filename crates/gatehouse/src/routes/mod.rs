@@ -22,10 +22,30 @@ use crate::app::AppState;
         crate::ops::ready,
         crate::ops::metrics,
         crate::ops::openapi,
+        crate::ops::deployments,
     ),
-    tags((name = "openai", description = "OpenAI-compatible API"), (name = "ops", description = "Operations"))
+    modifiers(&AdminKeyScheme),
+    tags(
+        (name = "openai", description = "OpenAI-compatible API"),
+        (name = "ops", description = "Operations"),
+        (name = "admin", description = "Admin API (Authorization: Bearer $GATEHOUSE_ADMIN_KEY)")
+    )
 )]
 pub struct ApiDoc;
+
+/// Declares the admin credential as a bearer security scheme.
+struct AdminKeyScheme;
+
+impl utoipa::Modify for AdminKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()

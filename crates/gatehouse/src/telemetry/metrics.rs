@@ -40,6 +40,24 @@ pub struct CodeLabel {
     pub code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabel {
+    pub deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub deployment: String,
+    pub to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub from: String,
+    pub to: String,
+    pub cause: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -52,10 +70,50 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub control_chars_stripped: Counter,
     pub responses_truncated: Counter,
+    pub retries: Family<DeploymentLabel, Counter>,
+    pub fallbacks: Family<FallbackLabels, Counter>,
+    pub circuit_state: Family<DeploymentLabel, Gauge>,
+    pub circuit_transitions: Family<TransitionLabels, Counter>,
     pub ledger_queue_depth: Gauge,
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
+    pub log_lines_dropped: Counter<u64, AtomicU64>,
+}
+
+/// Counters of one deployment target, looked up once when the target is built so the request
+/// path does not hash label sets.
+#[derive(Clone, Debug)]
+pub struct TargetCounters {
+    pub requests: Counter,
+    pub cost_micros: Counter,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+    pub cached_tokens: Counter,
+}
+
+impl Metrics {
+    pub fn target_counters(&self, model: &str, provider: &str) -> TargetCounters {
+        let ml = ModelLabels {
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let tokens = |kind| {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_owned(),
+                    kind,
+                })
+                .clone()
+        };
+        TargetCounters {
+            requests: self.model_requests.get_or_create(&ml).clone(),
+            cost_micros: self.cost_micros.get_or_create(&ml).clone(),
+            prompt_tokens: tokens("prompt"),
+            completion_tokens: tokens("completion"),
+            cached_tokens: tokens("cached"),
+        }
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -79,10 +137,15 @@ impl Metrics {
             in_flight: Gauge::default(),
             control_chars_stripped: Counter::default(),
             responses_truncated: Counter::default(),
+            retries: Family::default(),
+            fallbacks: Family::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
             ledger_queue_depth: Gauge::default(),
             ledger_written: Counter::default(),
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
+            log_lines_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +199,31 @@ impl Metrics {
             m.responses_truncated.clone(),
         );
         registry.register(
+            "upstream_retries",
+            "Upstream calls retried, by deployment",
+            m.retries.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Requests moved to a fallback model, by cause",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "circuit_state",
+            "Circuit breaker state per deployment (0 closed, 1 half-open, 2 open)",
+            m.circuit_state.clone(),
+        );
+        registry.register(
+            "circuit_transitions",
+            "Circuit breaker state changes per deployment",
+            m.circuit_transitions.clone(),
+        );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer fell behind",
+            m.log_lines_dropped.clone(),
+        );
+        registry.register(
             "ledger_queue_depth",
             "Usage records waiting to be written",
             m.ledger_queue_depth.clone(),
@@ -167,6 +255,7 @@ impl Metrics {
         set_counter(&self.ledger_written, snap.written);
         set_counter(&self.ledger_dropped, snap.dropped);
         set_counter(&self.ledger_write_errors, snap.write_errors);
+        set_counter(&self.log_lines_dropped, super::logging::dropped_lines());
         let mut out = String::with_capacity(8 * 1024);
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

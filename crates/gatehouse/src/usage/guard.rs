@@ -13,7 +13,7 @@ use super::{cost_micros, now_ms};
 use crate::app::{AppState, RequestId};
 use crate::error::ErrorCode;
 use crate::routing::Target;
-use crate::telemetry::metrics::{CodeLabel, ModelLabels, RouteLabel, TokenLabels};
+use crate::telemetry::metrics::{CodeLabel, RouteLabel};
 
 pub struct UsageGuard {
     state: Arc<AppState>,
@@ -22,6 +22,8 @@ pub struct UsageGuard {
     started: Instant,
     route_label: &'static str,
     error: Option<ErrorCode>,
+    /// For `tier:…` requests the record names the model that served, not the tier.
+    model_follows_target: bool,
     done: bool,
 }
 
@@ -72,6 +74,7 @@ impl UsageGuard {
             started,
             route_label,
             error: None,
+            model_follows_target: false,
             done: false,
         }
     }
@@ -106,6 +109,38 @@ impl UsageGuard {
             self.record.flags |= UsageRecord::FLAG_TOKENS_ESTIMATED;
         } else {
             self.record.flags &= !UsageRecord::FLAG_TOKENS_ESTIMATED;
+        }
+    }
+
+    /// The deployment that actually serves the request (its prices and names go on the record).
+    pub fn set_target(&mut self, target: Arc<Target>) {
+        if self.model_follows_target {
+            self.record.model.clone_from(&target.alias);
+        }
+        self.record.provider.clone_from(&target.provider_name);
+        self.record
+            .upstream_model
+            .clone_from(&target.upstream_model);
+        self.target = target;
+    }
+
+    /// Name the serving model in the record (tier requests).
+    pub fn follow_target_model(&mut self) {
+        self.model_follows_target = true;
+        self.record.model.clone_from(&self.target.alias);
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        self.record.attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    }
+
+    /// Where the request ended up when it was not the first choice, and why.
+    pub fn set_route(&mut self, served_by: Option<String>, fallback_reason: Option<&str>) {
+        if served_by.is_some() {
+            self.record.served_by = served_by;
+        }
+        if let Some(r) = fallback_reason {
+            self.record.fallback_reason = Some(r.to_owned());
         }
     }
 
@@ -151,26 +186,17 @@ impl UsageGuard {
         let r = &mut self.record;
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
-        let model_labels = ModelLabels {
-            model: self.target.metric_model.clone(),
-            provider: r.provider.clone(),
-        };
-        m.model_requests.get_or_create(&model_labels).inc();
-        m.cost_micros
-            .get_or_create(&model_labels)
+        let c = &self.target.counters;
+        c.requests.inc();
+        c.cost_micros
             .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
-        for (kind, n) in [
-            ("prompt", r.prompt_tokens),
-            ("completion", r.completion_tokens),
-            ("cached", r.cached_tokens),
+        for (counter, n) in [
+            (&c.prompt_tokens, r.prompt_tokens),
+            (&c.completion_tokens, r.completion_tokens),
+            (&c.cached_tokens, r.cached_tokens),
         ] {
             if n > 0 {
-                m.tokens
-                    .get_or_create(&TokenLabels {
-                        model: self.target.metric_model.clone(),
-                        kind,
-                    })
-                    .inc_by(u64::try_from(n).unwrap_or(0));
+                counter.inc_by(u64::try_from(n).unwrap_or(0));
             }
         }
         if r.status == 499 {
@@ -189,6 +215,11 @@ impl UsageGuard {
                     })
                     .inc();
             }
+        }
+        if let Some(tier) = self.target.tier
+            && r.cost_micros > 0
+        {
+            self.state.router.tiers.record_spend(tier, r.cost_micros);
         }
         if r.flags & UsageRecord::FLAG_STREAMED != 0 {
             m.latency
@@ -212,6 +243,9 @@ impl UsageGuard {
             cost_micros = r.cost_micros,
             streamed = r.flags & UsageRecord::FLAG_STREAMED != 0,
             error_code = r.error_code.as_deref(),
+            attempts = r.attempts,
+            served_by = r.served_by.as_deref(),
+            fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
         self.state.ledger.record(self.record.clone());

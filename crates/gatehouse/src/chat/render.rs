@@ -1,0 +1,65 @@
+//! Frames → OpenAI's SSE wire format: `data: {chunk}\n\n` events, `usage: null` on every chunk
+//! and a final usage chunk only when the client asked (`stream_options.include_usage`), errors
+//! as `data: {"error": …}`, and `data: [DONE]` after a complete stream. One write per batch.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use providers::UsageField;
+
+use super::stream::{Frame, FrameStream};
+
+pub fn openai_sse(frames: FrameStream, include_usage: bool) -> Response {
+    let body = frames.map(move |batch| {
+        let mut buf = BytesMut::with_capacity(256 * batch.len());
+        for frame in batch {
+            match frame {
+                Frame::Chunk(mut chunk) => {
+                    let usage_only = chunk.choices.is_empty() && chunk.usage.usage().is_some();
+                    if usage_only && !include_usage {
+                        continue;
+                    }
+                    if !usage_only {
+                        chunk.usage = if include_usage {
+                            UsageField::Null
+                        } else {
+                            UsageField::Absent
+                        };
+                    }
+                    write_event(&mut buf, &chunk);
+                }
+                Frame::KeepAlive => buf.put_slice(b": keep-alive\n\n"),
+                Frame::Note(text) => {
+                    buf.put_slice(b": ");
+                    buf.put_slice(text.replace('\n', " ").as_bytes());
+                    buf.put_slice(b"\n\n");
+                }
+                Frame::Error(err) => write_event(&mut buf, &err.body()),
+                Frame::Done => buf.put_slice(b"data: [DONE]\n\n"),
+            }
+        }
+        Ok::<Bytes, std::convert::Infallible>(buf.freeze())
+    });
+    sse_response(Body::from_stream(body))
+}
+
+/// A `text/event-stream` response around `body`, with caching and proxy buffering off.
+pub fn sse_response(body: Body) -> Response {
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+pub fn write_event<T: serde::Serialize>(buf: &mut BytesMut, value: &T) {
+    buf.put_slice(b"data: ");
+    let mut w = buf.writer();
+    if serde_json::to_writer(&mut w, value).is_err() {
+        tracing::error!("failed to encode a stream event");
+    }
+    let buf = w.into_inner();
+    buf.put_slice(b"\n\n");
+}
