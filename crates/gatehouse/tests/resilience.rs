@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{chat_body, row, sse_data, start_with_toml, temp_db_url};
 use serde_json::{Value, json};
-use test_support::{Behavior, MockUpstream};
+use test_support::{Behavior, FaultProfile, MockUpstream};
 
 /// Two upstreams (`up1`, `up2`) and whatever models and resilience settings a test needs.
 fn toml(up1: &str, up2: &str, body: &str) -> String {
@@ -484,15 +484,18 @@ async fn a_silent_stream_hits_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_requests_under_thirty_percent_failures() {
-    let up1 = MockUpstream::start(Behavior::ok("unused")).await;
+    // 30% of upstream calls fail with a 500, decided by a seeded fault profile.
+    let faults = FaultProfile::seeded(7).with_error_rate(500, 0.3);
+    let up1 =
+        MockUpstream::start_with_faults(Behavior::ok("fine").with_usage(10, 1, 0), faults).await;
     let up2 = MockUpstream::start(Behavior::ok("unused")).await;
-    // The built-in mock provider fails 30% of calls with a 500, at random.
     // The breaker is kept out of the way (a high minimum volume) so every failure has used all
     // three attempts.
-    let body = "[resilience]\nretry_budget_ratio = 1.0\nbackoff_base_ms = 1\nbackoff_max_ms = 5\nbreaker_min_requests = 100000\n\
-         [providers.flaky]\nkind = \"mock\"\nerror_rate = 0.3\nerror_status = 500\n\
-         [[models]]\nalias = \"f\"\nprovider = \"flaky\"\ninput_usd_per_mtok = \"1.00\"\noutput_usd_per_mtok = \"1.00\"\n";
-    let mut gate = start_with_toml(&toml(&up1.base_url, &up2.base_url, body)).await;
+    let body = format!(
+        "[resilience]\nretry_budget_ratio = 1.0\nbackoff_base_ms = 1\nbackoff_max_ms = 5\nbreaker_min_requests = 100000\n\
+         [[models]]\nalias = \"f\"\nprovider = \"up1\"\n{PRICES}"
+    );
+    let mut gate = start_with_toml(&toml(&up1.base_url, &up2.base_url, &body)).await;
     let client = reqwest::Client::new();
     let tasks: Vec<_> = (0..500)
         .map(|i| {
@@ -527,6 +530,7 @@ async fn five_hundred_requests_under_thirty_percent_failures() {
     let store = gate.shutdown_and_store().await;
     assert_eq!(store.usage_count().await.unwrap(), 500);
     let mut failures = 0;
+    let mut attempts = 0;
     for (i, status, text) in outcomes {
         let r = row(&store, &format!("flaky-{i}")).await;
         match status {
@@ -546,7 +550,10 @@ async fn five_hundred_requests_under_thirty_percent_failures() {
         } else {
             assert!((1..=3).contains(&r.attempts), "{r:?}");
         }
+        attempts += i64::from(r.attempts);
     }
+    // Every upstream call is accounted for on exactly one ledger row.
+    assert_eq!(i64::try_from(up1.injected().requests).unwrap(), attempts);
     // 0.3³ = 2.7% of requests fail all three attempts: about 13 of 500.
     assert!(failures < 50, "{failures} failures");
 }

@@ -198,12 +198,12 @@ fn truncate_response(resp: &mut ChatResponse, max_chars: usize) -> bool {
 }
 
 /// Whether a failure to open a stream allows one more try as a plain call, replayed as a stream:
-/// the upstream failed or sent garbage, or said it cannot stream.
+/// the upstream said it cannot stream, or answered something that is not a stream. (Server
+/// errors are left to the retry loop, which would otherwise double the calls to a failing
+/// upstream.)
 fn stream_fallback_allowed(e: &providers::ProviderError) -> bool {
     match e.kind {
-        ProviderErrorKind::Unavailable | ProviderErrorKind::Connect | ProviderErrorKind::Decode => {
-            true
-        }
+        ProviderErrorKind::Decode => true,
         ProviderErrorKind::BadRequest => e.message.to_lowercase().contains("stream"),
         _ => false,
     }
