@@ -74,6 +74,7 @@ fn valid_request_id(v: &HeaderValue) -> Option<&str> {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat",
+        "/v1/messages" => "messages",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
         "/health" => "health",

@@ -8,6 +8,7 @@ pub mod config;
 pub mod embeddings;
 pub mod error;
 pub mod extract;
+pub mod messages;
 pub mod ops;
 pub mod resilience;
 pub mod routes;

@@ -144,6 +144,7 @@ async fn openapi_covers_every_route() {
             "/ready",
             "/v1/chat/completions",
             "/v1/embeddings",
+            "/v1/messages",
             "/v1/models"
         ]
     );

@@ -205,6 +205,30 @@ fn inbound_refuses_blocks_it_cannot_translate() {
             "tool results may contain text and image blocks only".into()
         )
     );
+    // Bad input: no messages; a blank message; a blank text block (indices are the request's).
+    assert_eq!(
+        inbound_error(json!({"model": "m", "max_tokens": 5, "system": "s", "messages": []})),
+        ("messages".into(), "at least one message is required".into())
+    );
+    assert_eq!(
+        inbound_error(
+            json!({"model": "m", "max_tokens": 5, "system": "s", "messages": [user("  ")]})
+        ),
+        (
+            "messages[0].content".into(),
+            "message content must not be empty".into()
+        )
+    );
+    assert_eq!(
+        inbound_error(
+            json!({"model": "m", "max_tokens": 5, "messages": [user("a"), {"role": "assistant", "content": [
+            {"type": "text", "text": "b"}, {"type": "text", "text": ""}]}]})
+        ),
+        (
+            "messages[1].content[1].text".into(),
+            "text content blocks must be non-empty".into()
+        )
+    );
     // Thinking blocks in assistant history are dropped, not refused.
     let r: MessagesRequest = serde_json::from_value(json!({"model": "m", "max_tokens": 5, "stream": true, "messages": [
         user("hi"),

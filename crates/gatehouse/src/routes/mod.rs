@@ -16,6 +16,7 @@ use crate::app::AppState;
     info(title = "Gatehouse", description = "Self-hosted LLM gateway: OpenAI-compatible API, operations endpoints."),
     paths(
         crate::chat::chat_completions,
+        crate::messages::messages,
         crate::embeddings::embeddings,
         crate::ops::list_models,
         crate::ops::health,
@@ -27,6 +28,7 @@ use crate::app::AppState;
     modifiers(&AdminKeyScheme),
     tags(
         (name = "openai", description = "OpenAI-compatible API"),
+        (name = "anthropic", description = "Anthropic Messages API (x-api-key or Authorization: Bearer)"),
         (name = "ops", description = "Operations"),
         (name = "admin", description = "Admin API (Authorization: Bearer $GATEHOUSE_ADMIN_KEY)")
     )

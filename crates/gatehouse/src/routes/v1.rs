@@ -1,4 +1,4 @@
-//! The OpenAI-compatible API under `/v1`.
+//! The OpenAI-compatible API under `/v1`, and Anthropic's `/v1/messages`.
 
 use std::sync::Arc;
 
@@ -6,11 +6,12 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::{chat, embeddings, ops};
+use crate::{chat, embeddings, messages, ops};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(messages::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(ops::list_models))
 }

@@ -30,8 +30,10 @@ fn err(param: impl Into<String>, message: impl Into<String>) -> InboundError {
     }
 }
 
-/// Anthropic request → canonical request.
+/// Anthropic request → canonical request. Empty input is refused here, in the request's own
+/// indices (the canonical request has the system prompt as an extra first message).
 pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, InboundError> {
+    check_not_empty(&req)?;
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     match req.system {
         Some(System::Text(t)) => messages.push(Message::text(Role::System, t)),
@@ -107,6 +109,42 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, InboundError> {
         extra,
         ..ChatRequest::default()
     })
+}
+
+fn check_not_empty(req: &MessagesRequest) -> Result<(), InboundError> {
+    if req.messages.is_empty() {
+        return Err(err("messages", "at least one message is required"));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        match &m.content {
+            Content::Text(t) if t.trim().is_empty() => {
+                return Err(err(
+                    format!("messages[{i}].content"),
+                    "message content must not be empty",
+                ));
+            }
+            Content::Blocks(b) if b.is_empty() => {
+                return Err(err(
+                    format!("messages[{i}].content"),
+                    "message content must not be an empty list",
+                ));
+            }
+            Content::Blocks(blocks) => {
+                for (j, b) in blocks.iter().enumerate() {
+                    if let Block::Text { text, .. } = b
+                        && text.trim().is_empty()
+                    {
+                        return Err(err(
+                            format!("messages[{i}].content[{j}].text"),
+                            "text content blocks must be non-empty",
+                        ));
+                    }
+                }
+            }
+            Content::Text(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn message(role: Role, content: MessageContent) -> Message {
