@@ -71,7 +71,12 @@ async fn handle(
     let model = req.model.clone();
     let canonical =
         inbound::to_canonical(req).map_err(|e| ApiError::invalid(e.param, e.message))?;
-    let input_estimate = estimate_prompt_tokens(&canonical);
+    // `message_start` carries input tokens before the real count arrives in `message_delta`.
+    let input_estimate = if canonical.is_stream() {
+        estimate_prompt_tokens(&canonical)
+    } else {
+        0
+    };
     match chat::run(state, request_id, Route::Messages, canonical, started).await? {
         Outcome::Complete(resp) => {
             let mut message = inbound::from_canonical(&resp);
