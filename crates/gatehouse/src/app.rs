@@ -27,7 +27,7 @@ pub struct AppState {
     pub retry_budget: crate::resilience::RetryBudget,
 }
 
-/// The request id (the client's `x-request-id` when well-formed, a fresh UUID otherwise), and
+/// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
 /// whether a usage guard took over logging this request's line.
 #[derive(Debug, Clone)]
 pub struct RequestId {
@@ -89,7 +89,8 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     let started = Instant::now();
     let id: Arc<str> = match req.headers().get("x-request-id").and_then(valid_request_id) {
         Some(s) => Arc::from(s),
-        None => Arc::from(uuid::Uuid::new_v4().to_string()),
+        // Time-ordered (v7), so the ledger's request-id index grows at its end.
+        None => Arc::from(uuid::Uuid::now_v7().to_string()),
     };
     let route = route_label(req.uri().path());
     let method = req.method().clone();
