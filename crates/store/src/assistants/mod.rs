@@ -247,6 +247,15 @@ impl Store {
         Ok(row.map(record))
     }
 
+    /// A live assistant by id.
+    pub async fn assistant_by_id(&self, id: i64) -> Result<Option<AssistantRecord>, StoreError> {
+        let sql = format!("{SELECT_LIVE} AND a.id = $1");
+        let row: Option<RecordRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(record))
+    }
+
     /// Every live assistant, by slug.
     pub async fn assistants(&self) -> Result<Vec<AssistantRecord>, StoreError> {
         let sql = format!("{SELECT_LIVE} ORDER BY a.slug");
