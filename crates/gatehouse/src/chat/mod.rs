@@ -72,7 +72,7 @@ pub async fn chat_completions(
     )
     .await
     {
-        Ok(outcome) => exchange::respond(&state, session, outcome, include_usage).await,
+        Ok(outcome) => Ok(exchange::respond(&state, session, outcome, include_usage).await),
         Err(e) => {
             exchange::add_unstored_cost(&state, &session).await;
             Err(e)

@@ -159,7 +159,7 @@ pub async fn respond(
     session: Session,
     outcome: Outcome,
     include_usage: bool,
-) -> Result<Response, ApiError> {
+) -> Response {
     let downgraded = session.applied.as_ref().and_then(|a| a.downgraded);
     let mut resp = match outcome {
         Outcome::Complete(completion) => {
@@ -168,7 +168,9 @@ pub async fn respond(
                 .first()
                 .and_then(|c| c.message.content.clone())
                 .unwrap_or_default();
-            let stored = store_exchange(state, &session, reply).await?;
+            // The answer was served and charged; a storage failure (already logged) only
+            // costs the headers.
+            let stored = store_exchange(state, &session, reply).await.ok().flatten();
             let mut resp = Json(completion).into_response();
             if let Some(s) = stored {
                 header(&mut resp, COST_HEADER, s.conversation_cost_micros);
@@ -188,7 +190,7 @@ pub async fn respond(
     if let Some(d) = downgraded {
         header(&mut resp, DOWNGRADED_HEADER, d.as_str());
     }
-    Ok(resp)
+    resp
 }
 
 /// The trailer comment of a conversation stream.
@@ -241,12 +243,11 @@ pub fn storing_stream(state: Arc<AppState>, session: Session, frames: FrameStrea
                 }
                 Frame::Done => {
                     if let Some(session) = st.session.take() {
-                        match store_exchange(&st.state, &session, std::mem::take(&mut st.text))
-                            .await
+                        // A storage failure (already logged) only costs the trailer.
+                        if let Ok(Some(stored)) =
+                            store_exchange(&st.state, &session, std::mem::take(&mut st.text)).await
                         {
-                            Ok(Some(stored)) => out.push(Frame::Note(trailer(&stored))),
-                            Ok(None) => {}
-                            Err(e) => out.push(Frame::Error(e)),
+                            out.push(Frame::Note(trailer(&stored)));
                         }
                     }
                     out.push(Frame::Done);
