@@ -25,6 +25,7 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: Arc<Metrics>,
     pub retry_budget: crate::resilience::RetryBudget,
+    pub assistants: Arc<crate::assistants::Runtime>,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and

@@ -30,6 +30,12 @@ pub enum ErrorCode {
     ProviderTimeout,
     NoHealthyDeployment,
     NoViableModel,
+    /// An assistant's per-conversation or per-day cost ceiling is reached (and it refuses).
+    AssistantCeilingReached,
+    /// A system prompt is over the token limit (the admin API, without `force`).
+    PromptTooLong,
+    /// The request conflicts with what exists (a slug in use, an overlapping experiment).
+    Conflict,
     ShuttingDown,
     Internal,
 }
@@ -54,6 +60,9 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
+            ErrorCode::AssistantCeilingReached => "assistant_ceiling_reached",
+            ErrorCode::PromptTooLong => "prompt_too_long",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -64,7 +73,13 @@ impl ErrorCode {
             ErrorCode::InvalidJson
             | ErrorCode::InvalidRequest
             | ErrorCode::ContextLengthExceeded
-            | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            | ErrorCode::ContentFilter
+            | ErrorCode::PromptTooLong => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ErrorCode::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            // OpenAI's type for "retrying will not help until something changes".
+            ErrorCode::AssistantCeilingReached => {
+                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+            }
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
             ErrorCode::ModelNotFound | ErrorCode::NotFound => {
@@ -180,6 +195,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if self.code == ErrorCode::AssistantCeilingReached {
+            // OpenAI's SDKs retry 429s on their own unless told not to.
+            resp.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
         }
         resp.extensions_mut().insert(ErrorMarker(self.code));
         resp

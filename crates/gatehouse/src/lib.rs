@@ -2,11 +2,16 @@
 //! on a listener until told to stop; the binary and the integration tests both use it.
 
 pub mod app;
+pub mod assistants;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod conversations;
+pub mod cost_report;
+pub mod dates;
 pub mod embeddings;
 pub mod error;
+pub mod experiments;
 pub mod extract;
 pub mod messages;
 pub mod ops;
@@ -70,6 +75,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         config.resilience.retry_budget_ratio,
         config.resilience.retry_budget_min_per_sec,
     );
+    let assistants = Arc::new(assistants::Runtime::new(config.assistants.cache_ttl));
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
@@ -77,6 +83,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         ledger,
         metrics,
         retry_budget,
+        assistants,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

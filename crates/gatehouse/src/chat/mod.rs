@@ -11,15 +11,18 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use http::HeaderMap;
 use providers::{ChatRequest, ChatResponse, FinishReason, ProviderErrorKind, Usage};
 use store::{Route, UsageRecord};
 
 use self::pipeline::{Answer, Attempts, CallKind};
 use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
+use crate::assistants::{self, Session};
+use crate::conversations::exchange;
+use crate::conversations::owner::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 use crate::resilience::ModelGroup;
@@ -30,7 +33,10 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 /// Creates a model response for the given chat conversation (OpenAI Chat Completions).
 ///
 /// `model` may be a declared alias, `<provider>/<model>` for passthrough providers,
-/// `default`, `tier:auto` or `tier:0`…`tier:3`.
+/// `default`, `tier:auto`, `tier:0`…`tier:3`, or `assistant/<slug>`. With the
+/// `x-gatehouse-conversation-id` header the request is part of that conversation: its cost and
+/// exchange are stored, and the response carries `x-gatehouse-conversation-cost-micros` (a
+/// stream ends with a `: gatehouse {…}` comment instead).
 #[utoipa::path(
     post,
     path = "/v1/chat/completions",
@@ -41,6 +47,7 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "An assistant's cost ceiling (`assistant_ceiling_reached`, `x-should-retry: false`)", body = ErrorBody),
         (status = 502, description = "Provider error", body = ErrorBody),
         (status = 503, description = "Provider rate limited, or no healthy deployment", body = ErrorBody),
         (status = 504, description = "Upstream timeout", body = ErrorBody),
@@ -49,12 +56,28 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    caller: Caller,
+    headers: HeaderMap,
     ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let include_usage = req.wants_usage_chunk();
-    match run(&state, &request_id, Route::Chat, req, Instant::now()).await? {
-        Outcome::Complete(resp) => Ok(Json(resp).into_response()),
-        Outcome::Stream(frames) => Ok(render::openai_sse(frames, include_usage)),
+    // `x-gatehouse-conversation-id` links the request to a conversation (cost, transcript).
+    let mut session = exchange::session_for_chat(&state, &caller, &headers, &req).await?;
+    match run_with(
+        &state,
+        &request_id,
+        Route::Chat,
+        req,
+        Instant::now(),
+        &mut session,
+    )
+    .await
+    {
+        Ok(outcome) => Ok(exchange::respond(&state, session, outcome, include_usage).await),
+        Err(e) => {
+            exchange::add_unstored_cost(&state, &session).await;
+            Err(e)
+        }
     }
 }
 
@@ -69,9 +92,31 @@ pub async fn run(
     state: &Arc<AppState>,
     request_id: &RequestId,
     route: Route,
-    mut req: ChatRequest,
+    req: ChatRequest,
     started: Instant,
 ) -> Result<Outcome, ApiError> {
+    run_with(
+        state,
+        request_id,
+        route,
+        req,
+        started,
+        &mut Session::default(),
+    )
+    .await
+}
+
+/// The pipeline with the request's assistant/conversation context.
+pub async fn run_with(
+    state: &Arc<AppState>,
+    request_id: &RequestId,
+    route: Route,
+    mut req: ChatRequest,
+    started: Instant,
+    session: &mut Session,
+) -> Result<Outcome, ApiError> {
+    // Hook: `assistant/<slug>` applies the assistant (prompt, parameters, variant, ceilings).
+    assistants::apply(state, &mut req, session, request_id).await?;
     let chain = plan(state, &req)?;
     let stripped = validate::validate(&mut req, &state.config.validation)?;
     if stripped > 0 {
@@ -83,6 +128,7 @@ pub async fn run(
     if req.model.starts_with("tier:") {
         guard.follow_target_model();
     }
+    session.annotate(&mut guard, state);
     let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
         return stream::start(attempts, req, guard)

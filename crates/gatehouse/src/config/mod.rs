@@ -6,6 +6,7 @@
 //! (`DATABASE_URL`, `LLM_PROVIDER`, `LLM_DEFAULT_MODEL`, and each provider's key and base URL
 //! variables, which switch that provider on).
 
+pub mod assistants;
 pub mod raw;
 pub mod resilience;
 mod resolved;
@@ -59,6 +60,7 @@ pub struct Config {
     pub tier_rules: Vec<(String, u8)>,
     /// Daily spend cap per tier (index = tier), micro-USD.
     pub tier_daily_caps: [Option<i64>; 4],
+    pub assistants: assistants::AssistantsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -431,6 +433,7 @@ impl Config {
             resilience,
             tier_rules,
             tier_daily_caps,
+            assistants: assistants::validate(&raw.assistants)?,
         })
     }
 }

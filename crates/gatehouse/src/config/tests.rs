@@ -215,6 +215,11 @@ fn the_example_config_is_valid() {
     assert!(!llama.capabilities.has(Capability::Vision));
     assert!(llama.capabilities.has(Capability::Tools));
     assert_eq!(c.default_provider, "openai");
+    assert_eq!(c.assistants.prompt_token_limit, 2_000);
+    assert_eq!(
+        c.assistants.cache_ttl,
+        std::time::Duration::from_millis(1_000)
+    );
     let m = c.models.iter().find(|m| m.alias == "gpt-4o-mini").unwrap();
     assert_eq!(
         m.prices,

@@ -15,6 +15,9 @@ use crate::error::ErrorCode;
 use crate::routing::Target;
 use crate::telemetry::metrics::{CodeLabel, RouteLabel};
 
+/// Called once with the final record, just before it goes to the ledger.
+pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send + Sync>;
+
 pub struct UsageGuard {
     state: Arc<AppState>,
     target: Arc<Target>,
@@ -25,6 +28,7 @@ pub struct UsageGuard {
     /// For `tier:…` requests the record names the model that served, not the tier.
     model_follows_target: bool,
     done: bool,
+    on_finish: Option<FinishHook>,
 }
 
 impl UsageGuard {
@@ -76,7 +80,25 @@ impl UsageGuard {
             error: None,
             model_follows_target: false,
             done: false,
+            on_finish: None,
         }
+    }
+
+    /// The assistant version and experiment variant applied, and the conversation served.
+    pub fn set_assistant(
+        &mut self,
+        assistant_version_id: Option<i64>,
+        variant: Option<String>,
+        conversation_id: Option<i64>,
+    ) {
+        self.record.assistant_version_id = assistant_version_id;
+        self.record.variant = variant;
+        self.record.conversation_id = conversation_id;
+    }
+
+    /// Run `hook` with the final record (for running totals kept outside the ledger).
+    pub fn on_finish(&mut self, hook: FinishHook) {
+        self.on_finish = Some(hook);
     }
 
     pub fn set_flag(&mut self, flag: i64) {
@@ -248,6 +270,9 @@ impl UsageGuard {
             fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
+        if let Some(hook) = self.on_finish.take() {
+            hook(&self.record);
+        }
         self.state.ledger.record(self.record.clone());
     }
 }
