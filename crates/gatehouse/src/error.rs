@@ -30,6 +30,8 @@ pub enum ErrorCode {
     ProviderTimeout,
     NoHealthyDeployment,
     NoViableModel,
+    CacheMiss,
+    CacheUnavailable,
     ShuttingDown,
     Internal,
 }
@@ -54,6 +56,8 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
+            ErrorCode::CacheMiss => "cache_miss",
+            ErrorCode::CacheUnavailable => "cache_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -67,7 +71,7 @@ impl ErrorCode {
             | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => {
+            ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::CacheMiss => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
             ErrorCode::MethodNotAllowed => {
@@ -81,7 +85,8 @@ impl ErrorCode {
             ErrorCode::ProviderRateLimited
             | ErrorCode::ShuttingDown
             | ErrorCode::NoHealthyDeployment
-            | ErrorCode::NoViableModel => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+            | ErrorCode::NoViableModel
+            | ErrorCode::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }

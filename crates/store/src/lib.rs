@@ -6,6 +6,7 @@ mod database_url;
 mod error;
 mod ledger;
 mod migrations;
+mod semantic;
 mod store;
 mod usage;
 
@@ -13,5 +14,6 @@ pub use database_url::redact as redact_url;
 pub use error::StoreError;
 pub use ledger::{Ledger, LedgerConfig, LedgerSnapshot, LedgerStats, LedgerWriter};
 pub use migrations::SCHEMA_VERSION;
+pub use semantic::{NewSemanticEntry, SemanticFilter, SemanticRow};
 pub use store::Store;
 pub use usage::{CacheStatus, Route, UsageRecord};

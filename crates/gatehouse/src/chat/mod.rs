@@ -1,7 +1,9 @@
 //! `POST /v1/chat/completions`: parse → plan (alias, fallbacks or tier) → validate → the
 //! resilient call loop → guard the output → respond (JSON or SSE), with one usage record per
-//! request. [`run`] is the entry point other API formats share.
+//! request. [`run`] is the entry point other API formats share; the response cache is looked up
+//! before the call loop and written after a complete answer.
 
+pub mod accumulate;
 pub mod pipeline;
 pub mod render;
 pub mod stream;
@@ -19,6 +21,7 @@ use store::{Route, UsageRecord};
 use self::pipeline::{Answer, Attempts, CallKind};
 use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
+use crate::cache::{self, CacheContext};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 use crate::resilience::ModelGroup;
@@ -38,7 +41,7 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
     responses(
         (status = 200, description = "A completion, or an SSE stream of `chat.completion.chunk` objects ending in `data: [DONE]` when `stream` is true", body = ChatResponse),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 404, description = "Unknown model, or `x-gatehouse-cache: only` and nothing cached (`cache_miss`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 502, description = "Provider error", body = ErrorBody),
         (status = 503, description = "Provider rate limited, or no healthy deployment", body = ErrorBody),
@@ -48,10 +51,20 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    cache: CacheContext,
     ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let include_usage = req.wants_usage_chunk();
-    match run(&state, &request_id, Route::Chat, req, Instant::now()).await? {
+    match run(
+        &state,
+        &request_id,
+        Route::Chat,
+        req,
+        Instant::now(),
+        &cache,
+    )
+    .await?
+    {
         Outcome::Complete(resp) => Ok(Json(resp).into_response()),
         Outcome::Stream(frames) => Ok(render::openai_sse(frames, include_usage)),
     }
@@ -70,6 +83,7 @@ pub async fn run(
     route: Route,
     mut req: ChatRequest,
     started: Instant,
+    cache: &CacheContext,
 ) -> Result<Outcome, ApiError> {
     let chain = plan(state, &req)?;
     let stripped = validate::validate(&mut req, &state.config.validation)?;
@@ -81,9 +95,18 @@ pub async fn run(
     if req.model.starts_with("tier:") {
         guard.follow_target_model();
     }
+    let model = chain[0].alias.clone();
+    let pending = match cache::lookup(state, cache, &req, &model, route, &mut guard).await {
+        Ok(cache::Lookup::Hit(outcome)) => return Ok(outcome),
+        Ok(cache::Lookup::Miss(pending)) => pending,
+        Err(e) => {
+            guard.finish_err(e.code);
+            return Err(e);
+        }
+    };
     let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
-        return stream::start(attempts, req, guard)
+        return stream::start(attempts, req, guard, pending)
             .await
             .map(Outcome::Stream);
     }
@@ -100,7 +123,11 @@ pub async fn run(
             return Err(e);
         }
     };
-    Ok(Outcome::Complete(finish_complete(state, &req, resp, guard)))
+    // A fallback model's answer is not what the requested model would have said: not cached.
+    let pending = pending.filter(|_| attempts.fallback_reason.is_none());
+    Ok(Outcome::Complete(finish_complete(
+        state, &req, resp, guard, pending,
+    )))
 }
 
 /// The groups to try, in order: a tier's models, or an alias followed by its fallbacks.
@@ -132,8 +159,10 @@ fn finish_complete(
     req: &ChatRequest,
     mut resp: ChatResponse,
     mut guard: UsageGuard,
+    pending: Option<cache::Pending>,
 ) -> ChatResponse {
-    if truncate_response(&mut resp, state.config.validation.max_response_chars) {
+    let truncated = truncate_response(&mut resp, state.config.validation.max_response_chars);
+    if truncated {
         guard.set_flag(UsageRecord::FLAG_TRUNCATED);
         state.metrics.responses_truncated.inc();
     }
@@ -150,6 +179,9 @@ fn finish_complete(
                 true,
             );
         }
+    }
+    if let Some(p) = pending.filter(|_| !truncated) {
+        p.store(&resp, guard.cost_micros());
     }
     guard.finish_ok();
     resp

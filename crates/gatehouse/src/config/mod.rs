@@ -6,6 +6,7 @@
 //! (`DATABASE_URL`, `LLM_PROVIDER`, `LLM_DEFAULT_MODEL`, and each provider's key and base URL
 //! variables, which switch that provider on).
 
+pub mod cache;
 pub mod raw;
 pub mod resilience;
 mod resolved;
@@ -59,6 +60,7 @@ pub struct Config {
     pub tier_rules: Vec<(String, u8)>,
     /// Daily spend cap per tier (index = tier), micro-USD.
     pub tier_daily_caps: [Option<i64>; 4],
+    pub cache: cache::CacheConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +335,7 @@ impl Config {
                 ));
             }
         }
+        let cache = cache::validate(&raw.cache, env, &models)?;
         let mut tier_daily_caps = [None; 4];
         for (tier, price) in &raw.routing.tier_daily_cap_usd {
             let field = format!("routing.tier_daily_cap_usd.{tier}");
@@ -403,6 +406,7 @@ impl Config {
             resilience,
             tier_rules,
             tier_daily_caps,
+            cache,
         })
     }
 }

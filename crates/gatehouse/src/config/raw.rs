@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     pub models: Vec<RawModel>,
     pub resilience: super::resilience::RawResilience,
+    pub cache: super::cache::RawCache,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::ops;
+use crate::{cache, ops};
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/admin/api/deployments", get(ops::deployments))
+    Router::new()
+        .route("/admin/api/deployments", get(ops::deployments))
+        .route("/admin/api/cache/purge", post(cache::admin::purge))
 }

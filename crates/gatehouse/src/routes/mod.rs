@@ -23,6 +23,7 @@ use crate::app::AppState;
         crate::ops::metrics,
         crate::ops::openapi,
         crate::ops::deployments,
+        crate::cache::admin::purge,
     ),
     modifiers(&AdminKeyScheme),
     tags(

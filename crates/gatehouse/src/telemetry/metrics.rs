@@ -78,6 +78,7 @@ pub struct Metrics {
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
+    pub cache: crate::cache::metrics::CacheMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -90,6 +91,7 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("gatehouse");
+        let cache = crate::cache::metrics::CacheMetrics::register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -109,6 +111,7 @@ impl Metrics {
             ledger_written: Counter::default(),
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
+            cache,
             registry: Registry::default(),
         };
         registry.register(

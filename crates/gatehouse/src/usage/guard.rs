@@ -130,6 +130,12 @@ impl UsageGuard {
         self.record.model.clone_from(&self.target.alias);
     }
 
+    /// What the response cache did; a hit also records what it saved (the original cost).
+    pub fn set_cache(&mut self, status: CacheStatus, cost_saved_micros: i64) {
+        self.record.cache_status = status;
+        self.record.cost_saved_micros = cost_saved_micros;
+    }
+
     pub fn set_attempts(&mut self, attempts: u32) {
         self.record.attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     }
@@ -190,7 +196,10 @@ impl UsageGuard {
             model: self.target.metric_model.clone(),
             provider: r.provider.clone(),
         };
-        m.model_requests.get_or_create(&model_labels).inc();
+        let cache_hit = matches!(r.cache_status, CacheStatus::Hit | CacheStatus::SemanticHit);
+        if !cache_hit {
+            m.model_requests.get_or_create(&model_labels).inc();
+        }
         m.cost_micros
             .get_or_create(&model_labels)
             .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
