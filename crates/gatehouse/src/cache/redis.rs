@@ -7,7 +7,7 @@
 //! that is down at startup does not stop Gatehouse; the connection is retried at most once a
 //! second while requests go on without the cache.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,8 +26,9 @@ const PURGE_BATCH: usize = 500;
 
 pub struct RedisStore {
     client: redis::Client,
-    conn: RwLock<Option<ConnectionManager>>,
-    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+    conn: Arc<RwLock<Option<ConnectionManager>>>,
+    /// When the last connection attempt started; `None` while one is running.
+    last_attempt: Arc<tokio::sync::Mutex<Option<Instant>>>,
     prefix: String,
     timeout: Duration,
     metrics: CacheMetrics,
@@ -57,13 +58,14 @@ impl RedisStore {
             .map_err(|e| format!("cache.redis_url: {e}"))?;
         let store = RedisStore {
             client,
-            conn: RwLock::new(None),
-            last_attempt: tokio::sync::Mutex::new(None),
+            conn: Arc::new(RwLock::new(None)),
+            last_attempt: Arc::new(tokio::sync::Mutex::new(None)),
             prefix,
             timeout,
             metrics,
         };
-        if store.connection().await.is_none() {
+        let attempt = store.attempt();
+        if !attempt.await {
             tracing::warn!("cache: Redis is not reachable; serving without the cache until it is");
         }
         Ok(store)
@@ -76,46 +78,58 @@ impl RedisStore {
             .clone()
     }
 
-    /// The shared connection, connecting first if there is none (at most once a second).
+    /// One connection attempt, bounded; stores the connection on success.
+    fn attempt(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let client = self.client.clone();
+        let conn = Arc::clone(&self.conn);
+        let metrics = self.metrics.clone();
+        let timeout = self.timeout;
+        async move {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(timeout.max(Duration::from_millis(500)))
+                .set_response_timeout(timeout)
+                .set_number_of_retries(1);
+            let result = tokio::time::timeout(
+                timeout.max(Duration::from_secs(1)),
+                client.get_connection_manager_with_config(config),
+            )
+            .await;
+            let error = match result {
+                Ok(Ok(c)) => {
+                    *conn
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
+                    tracing::info!("cache: connected to Redis");
+                    return true;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            metrics.error("redis");
+            tracing::warn!(
+                op = "connect",
+                error,
+                "cache: Redis call failed; treated as a miss"
+            );
+            false
+        }
+    }
+
+    /// The shared connection. Without one, a reconnect starts in the background (at most one
+    /// at a time, at most once a second) and this request goes without the cache.
     async fn connection(&self) -> Option<ConnectionManager> {
         if let Some(c) = self.current() {
             return Some(c);
         }
-        let mut last = self.last_attempt.lock().await;
-        if let Some(c) = self.current() {
-            return Some(c);
-        }
+        let mut last = self.last_attempt.try_lock().ok()?;
         if last.is_some_and(|t| t.elapsed() < RECONNECT_EVERY) {
             return None;
         }
         *last = Some(Instant::now());
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout.max(Duration::from_millis(500)))
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        let attempt = tokio::time::timeout(
-            self.timeout.max(Duration::from_secs(1)),
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(c)) => {
-                *self
-                    .conn
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
-                tracing::info!("cache: connected to Redis");
-                Some(c)
-            }
-            Ok(Err(e)) => {
-                self.failed("connect", &e.to_string());
-                None
-            }
-            Err(_) => {
-                self.failed("connect", "timed out");
-                None
-            }
-        }
+        drop(last);
+        let attempt = self.attempt();
+        tokio::spawn(attempt);
+        None
     }
 
     fn failed(&self, op: &str, error: &str) {
