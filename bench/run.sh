@@ -21,6 +21,10 @@ BENCH_GATEHOUSE_CONFIG=${BENCH_GATEHOUSE_CONFIG:-}
 BENCH_GATEHOUSE_KEY=${BENCH_GATEHOUSE_KEY:-}
 BENCH_LOADGEN=${BENCH_LOADGEN:-oha}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+BENCH_SUITE=${BENCH_SUITE:-overhead}
+BENCH_CACHE_BACKENDS=${BENCH_CACHE_BACKENDS:-off memory redis}
+BENCH_CACHE_RATE=${BENCH_CACHE_RATE:-500}
+BENCH_REDIS_URL=${BENCH_REDIS_URL:-}
 
 OUT=bench/out
 RAW=$OUT/raw
@@ -28,6 +32,7 @@ BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
 CLK_TCK=$(getconf CLK_TCK)
 MOCK_PID=""
 GATEHOUSE_PID=""
+REDIS_PIDFILE=""
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -43,6 +48,9 @@ cleanup() {
             wait "$pid" 2>/dev/null || true
         fi
     done
+    if [[ -n "$REDIS_PIDFILE" && -f "$REDIS_PIDFILE" ]]; then
+        kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -215,7 +223,100 @@ measure() { # measure SCENARIO TARGET URL PID BODY LOAD RUN
         "$scenario" "$target" "$run" "$rps" "$p50" "$p99" "$errors" "$cpu_us")"
 }
 
+# --- cache suite ----------------------------------------------------------------------------
+# BENCH_SUITE=cache: 50% repeated prompts through Gatehouse with the cache off, in-process and
+# on Redis; hit rate, throughput and p50/p99 for hits and misses. See bench/README.md.
+
+start_redis() {
+    if [[ -n "$BENCH_REDIS_URL" ]]; then
+        echo "$BENCH_REDIS_URL"
+        return
+    fi
+    command -v redis-server >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >&2 ||
+        die "redis-server is needed for the redis backend (or set BENCH_REDIS_URL)"
+    local port
+    port=$((20000 + RANDOM % 40000))
+    REDIS_PIDFILE=$OUT/redis.pid
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+        --pidfile "$ROOT/$REDIS_PIDFILE" --logfile "$ROOT/$OUT/redis.log" >&2
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "redis://127.0.0.1:$port"
+}
+
+write_cache_config() { # write_cache_config BACKEND REDIS_URL
+    write_gatehouse_config >/dev/null
+    case "$1" in
+    off) ;;
+    memory) printf '\n[cache]\nenabled = true\nbackend = "memory"\n' >>"$OUT/gatehouse.toml" ;;
+    redis)
+        printf '\n[cache]\nenabled = true\nbackend = "redis"\nredis_url = "%s"\nredis_key_prefix = "gatehouse-bench:%s"\n' \
+            "$2" "$(date +%s%N)" >>"$OUT/gatehouse.toml"
+        ;;
+    *) die "unknown cache backend $1 (off, memory, redis)" ;;
+    esac
+    echo "$OUT/gatehouse.toml"
+}
+
+cache_main() {
+    mkdir -p "$OUT" "$RAW"
+    if [[ "$BENCH_SKIP_BUILD" != 1 ]]; then
+        log "building release binaries"
+        cargo build --release -p gatehouse-test-support --bin mock-upstream --bin cache-load
+        cargo build --release -p gatehouse --bin gatehouse
+    fi
+    start_mock
+    local redis_url=""
+    [[ " $BENCH_CACHE_BACKENDS " == *" redis "* ]] && redis_url=$(start_redis)
+    printf 'backend\tmode\tload\trun\tresult\n' >"$OUT/cache-runs.tsv"
+    local backend mode load run stream rate
+    for backend in $BENCH_CACHE_BACKENDS; do
+        BENCH_GATEHOUSE_CONFIG=$(write_cache_config "$backend" "$redis_url")
+        rm -f "$OUT"/gatehouse.db "$OUT"/gatehouse.db-wal "$OUT"/gatehouse.db-shm
+        start_gatehouse
+        for mode in $BENCH_MODES; do
+            stream=()
+            [[ "$mode" == stream ]] && stream=(--stream)
+            # Fill the pool of repeated questions before measuring.
+            "$BIN_DIR/cache-load" --url "http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions" \
+                --seconds 2 --concurrency "$BENCH_CONCURRENCY" "${stream[@]}" --tag "warm-$backend-$mode" >/dev/null
+            for load in "c$BENCH_CONCURRENCY" "q$BENCH_CACHE_RATE"; do
+                rate=()
+                [[ "$load" == q* ]] && rate=(--rate "${load#q}")
+                for run in $(seq "$BENCH_RUNS"); do
+                    local result
+                    result=$("$BIN_DIR/cache-load" --url "http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions" \
+                        --seconds "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" "${rate[@]}" "${stream[@]}" \
+                        --tag "$backend-$mode-$load-$run")
+                    printf '%s\t%s\t%s\t%s\t%s\n' "$backend" "$mode" "$load" "$run" "$result" >>"$OUT/cache-runs.tsv"
+                    log "$backend $mode $load run $run: $result"
+                done
+            done
+        done
+        kill "$GATEHOUSE_PID" && wait "$GATEHOUSE_PID" 2>/dev/null || true
+        GATEHOUSE_PID=""
+    done
+    {
+        echo "# Gatehouse response-cache benchmark"
+        echo
+        echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+        echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+        echo "- workload: 50% of requests repeat one of 100 questions, 50% are new; temperature 0;" \
+            "$BENCH_SECONDS s per run, median of $BENCH_RUNS runs; $BENCH_CONCURRENCY connections;" \
+            "c$BENCH_CONCURRENCY = closed loop, q$BENCH_CACHE_RATE = fixed rate (latency from the scheduled time)"
+        echo "- upstream: the instant bench mock, so a miss costs Gatehouse + one loopback upstream call"
+    } >"$OUT/cache-meta.md"
+    python3 bench/report.py cache "$OUT/cache-runs.tsv" "$OUT/cache-meta.md" | tee "$OUT/cache-results.md"
+}
+
 main() {
+    if [[ "$BENCH_SUITE" == cache ]]; then
+        cache_main
+        return
+    fi
     mkdir -p "$OUT" "$RAW"
     ensure_loadgen
     local loads=("c$BENCH_CONCURRENCY")
