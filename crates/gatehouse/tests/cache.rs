@@ -4,16 +4,17 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod cache_support;
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
-use common::{Gate, config_toml, row, sse_data, temp_db_url};
+use cache_support::{content, send, start};
+use common::{row, sse_data};
 use gatehouse::auth::Principal;
 use serde_json::{Value, json};
 use store::CacheStatus;
@@ -22,65 +23,8 @@ use tower::ServiceExt as _;
 
 const CACHE: &str = "[cache]\nenabled = true\n";
 
-/// Starts a gateway with `GATEHOUSE_ADMIN_KEY=admin-secret`.
-async fn start(upstream: &str, extra: &str) -> Gate {
-    start_db(upstream, extra, &temp_db_url()).await
-}
-
-async fn start_db(upstream: &str, extra: &str, db: &str) -> Gate {
-    let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&path, config_toml(upstream, db, extra)).unwrap();
-    let env: HashMap<String, String> = [
-        ("TEST_UPSTREAM_KEY", "sk-upstream-secret"),
-        ("GATEHOUSE_ADMIN_KEY", "admin-secret"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = gatehouse::Config::load_with_env(Some(&path), &env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = gatehouse::start(listener, config).await.unwrap();
-    Gate {
-        base: format!("http://{}", running.addr),
-        running: Some(running),
-        client: reqwest::Client::new(),
-        db_url: db.to_owned(),
-    }
-}
-
 fn ask(text: &str) -> Value {
     json!({"model": "m1", "temperature": 0, "messages": [{"role": "user", "content": text}]})
-}
-
-/// (status, x-gatehouse-cache header, body) of one chat request.
-async fn send(
-    gate: &Gate,
-    body: &Value,
-    directive: Option<&str>,
-    id: &str,
-) -> (u16, String, Value) {
-    let mut req = gate
-        .client
-        .post(gate.url("/v1/chat/completions"))
-        .header("x-request-id", id)
-        .json(body);
-    if let Some(d) = directive {
-        req = req.header("x-gatehouse-cache", d);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let header = resp
-        .headers()
-        .get("x-gatehouse-cache")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, header, body)
-}
-
-fn content(body: &Value) -> &str {
-    body["choices"][0]["message"]["content"].as_str().unwrap()
 }
 
 #[tokio::test]

@@ -4,36 +4,15 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod cache_support;
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Gate, config_toml, temp_db_url};
+use cache_support::start;
+use common::Gate;
 use serde_json::{Value, json};
 use test_support::{Behavior, MockUpstream};
-
-async fn start(upstream: &str, cache: &str) -> Gate {
-    let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
-    let db = temp_db_url();
-    std::fs::write(&path, config_toml(upstream, &db, cache)).unwrap();
-    let env: HashMap<String, String> = [
-        ("TEST_UPSTREAM_KEY", "sk-upstream"),
-        ("GATEHOUSE_ADMIN_KEY", "admin-secret"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = gatehouse::Config::load_with_env(Some(&path), &env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = gatehouse::start(listener, config).await.unwrap();
-    Gate {
-        base: format!("http://{}", running.addr),
-        running: Some(running),
-        client: reqwest::Client::new(),
-        db_url: db,
-    }
-}
 
 fn redis_toml(url: &str, prefix: &str, extra: &str) -> String {
     format!(
@@ -48,21 +27,9 @@ fn ask(text: &str) -> Value {
 
 /// (x-gatehouse-cache, content) after the previous writes landed.
 async fn send(gate: &Gate, body: &Value) -> (String, String) {
-    gate.running.as_ref().unwrap().state.cache.drain().await;
-    let resp = gate.post("/v1/chat/completions", body).await;
-    assert_eq!(resp.status(), 200);
-    let h = resp.headers()["x-gatehouse-cache"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let v: Value = resp.json().await.unwrap();
-    (
-        h,
-        v["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
+    let (status, header, body) = cache_support::send(gate, body, None, "r").await;
+    assert_eq!(status, 200);
+    (header, cache_support::content(&body).to_owned())
 }
 
 async fn keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
@@ -138,23 +105,8 @@ async fn redis_shares_entries_between_instances_with_ttls_and_purges() {
 }
 
 /// What `gatehouse_cache_errors_total{component="redis"}` says.
-async fn redis_errors(gate: &Gate) -> u64 {
-    let text = gate
-        .client
-        .get(gate.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("gatehouse_cache_errors_total{component=\"redis\"} ")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+async fn redis_errors(gate: &Gate) -> f64 {
+    cache_support::metric(gate, "gatehouse_cache_errors_total{component=\"redis\"}").await
 }
 
 #[tokio::test]
@@ -174,7 +126,7 @@ async fn a_dead_redis_fails_open() {
         );
     }
     assert_eq!(up.hits(), 3);
-    assert!(redis_errors(&gate).await >= 1);
+    assert!(redis_errors(&gate).await >= 1.0);
     gate.shutdown_and_store().await;
 }
 
@@ -205,6 +157,6 @@ async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
             started.elapsed()
         );
     }
-    assert!(redis_errors(&gate).await >= 1);
+    assert!(redis_errors(&gate).await >= 1.0);
     gate.shutdown_and_store().await;
 }

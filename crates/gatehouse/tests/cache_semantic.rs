@@ -4,16 +4,17 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod cache_support;
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::post;
-use common::{Gate, config_toml, row, temp_db_url};
+use cache_support::start_on as start;
+use common::{Gate, row, temp_db_url};
 use gatehouse::app::RequestId;
 use gatehouse::cache::CacheContext;
 use gatehouse::chat::Outcome;
@@ -80,22 +81,6 @@ fn semantic_toml(embedder: &str, extra: &str) -> String {
     )
 }
 
-async fn start(upstream: &str, db: &str, toml: &str) -> Result<Gate, gatehouse::StartupError> {
-    let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&path, config_toml(upstream, db, toml)).unwrap();
-    let env: HashMap<String, String> =
-        [("TEST_UPSTREAM_KEY".to_owned(), "sk-upstream".to_owned())].into();
-    let config = gatehouse::Config::load_with_env(Some(&path), &env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = gatehouse::start(listener, config).await?;
-    Ok(Gate {
-        base: format!("http://{}", running.addr),
-        running: Some(running),
-        client: reqwest::Client::new(),
-        db_url: db.to_owned(),
-    })
-}
-
 fn ask(system: Option<&str>, text: &str) -> Value {
     let mut messages = Vec::new();
     if let Some(s) = system {
@@ -107,21 +92,9 @@ fn ask(system: Option<&str>, text: &str) -> Value {
 
 /// Sends and returns (x-gatehouse-cache, content), after letting earlier writes land.
 async fn send(gate: &Gate, body: &Value, id: &str) -> (String, String) {
-    gate.running.as_ref().unwrap().state.cache.drain().await;
-    let resp = gate.post_with_id("/v1/chat/completions", body, id).await;
-    assert_eq!(resp.status(), 200);
-    let h = resp.headers()["x-gatehouse-cache"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let v: Value = resp.json().await.unwrap();
-    (
-        h,
-        v["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
+    let (status, header, body) = cache_support::send(gate, body, None, id).await;
+    assert_eq!(status, 200);
+    (header, cache_support::content(&body).to_owned())
 }
 
 #[tokio::test]
