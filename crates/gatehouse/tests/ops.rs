@@ -137,6 +137,7 @@ async fn openapi_covers_every_route() {
     assert_eq!(
         paths,
         vec![
+            "/admin/api/cache/purge",
             "/admin/api/deployments",
             "/health",
             "/metrics",
