@@ -36,6 +36,8 @@ pub enum ErrorCode {
     PromptTooLong,
     /// The request conflicts with what exists (a slug in use, an overlapping experiment).
     Conflict,
+    CacheMiss,
+    CacheUnavailable,
     ShuttingDown,
     Internal,
 }
@@ -63,6 +65,8 @@ impl ErrorCode {
             ErrorCode::AssistantCeilingReached => "assistant_ceiling_reached",
             ErrorCode::PromptTooLong => "prompt_too_long",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::CacheMiss => "cache_miss",
+            ErrorCode::CacheUnavailable => "cache_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -82,7 +86,7 @@ impl ErrorCode {
             }
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => {
+            ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::CacheMiss => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
             ErrorCode::MethodNotAllowed => {
@@ -96,7 +100,8 @@ impl ErrorCode {
             ErrorCode::ProviderRateLimited
             | ErrorCode::ShuttingDown
             | ErrorCode::NoHealthyDeployment
-            | ErrorCode::NoViableModel => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+            | ErrorCode::NoViableModel
+            | ErrorCode::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }

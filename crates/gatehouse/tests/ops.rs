@@ -144,6 +144,7 @@ async fn openapi_covers_every_route() {
             "/admin/api/assistants/{slug}/experiments",
             "/admin/api/assistants/{slug}/versions",
             "/admin/api/assistants/{slug}/versions/{version}",
+            "/admin/api/cache/purge",
             "/admin/api/deployments",
             "/admin/api/experiments/{id}",
             "/admin/api/experiments/{id}/results",

@@ -9,6 +9,7 @@ mod error;
 mod experiments;
 mod ledger;
 mod migrations;
+mod semantic;
 mod store;
 mod usage;
 
@@ -19,6 +20,7 @@ pub use error::StoreError;
 pub use experiments::{ExperimentRecord, NewExperiment, VariantRatings, VariantUsage};
 pub use ledger::{Ledger, LedgerConfig, LedgerSnapshot, LedgerStats, LedgerWriter};
 pub use migrations::SCHEMA_VERSION;
+pub use semantic::{NewSemanticEntry, SemanticFilter, SemanticRow};
 pub use store::Store;
 pub use usage::report::{AssistantUsage, UsageDimension, UsageGroup};
 pub use usage::{CacheStatus, Route, UsageRecord};

@@ -1,7 +1,9 @@
 //! `POST /v1/chat/completions`: parse → plan (alias, fallbacks or tier) → validate → the
 //! resilient call loop → guard the output → respond (JSON or SSE), with one usage record per
-//! request. [`run`] is the entry point other API formats share.
+//! request. [`run`] is the entry point other API formats share; the response cache is looked up
+//! before the call loop and written after a complete answer.
 
+pub mod accumulate;
 pub mod capabilities;
 pub mod pipeline;
 pub mod render;
@@ -21,6 +23,7 @@ use self::pipeline::{Answer, Attempts, CallKind};
 use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
 use crate::assistants::{self, Session};
+use crate::cache::{self, CacheContext};
 use crate::conversations::exchange;
 use crate::conversations::owner::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -45,7 +48,7 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
     responses(
         (status = 200, description = "A completion, or an SSE stream of `chat.completion.chunk` objects ending in `data: [DONE]` when `stream` is true", body = ChatResponse),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 404, description = "Unknown model, or `x-gatehouse-cache: only` and nothing cached (`cache_miss`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "An assistant's cost ceiling (`assistant_ceiling_reached`, `x-should-retry: false`)", body = ErrorBody),
         (status = 502, description = "Provider error", body = ErrorBody),
@@ -58,6 +61,7 @@ pub async fn chat_completions(
     axum::Extension(request_id): axum::Extension<RequestId>,
     caller: Caller,
     headers: HeaderMap,
+    cache: CacheContext,
     ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let include_usage = req.wants_usage_chunk();
@@ -70,6 +74,7 @@ pub async fn chat_completions(
         req,
         Instant::now(),
         &mut session,
+        &cache,
     )
     .await
     {
@@ -94,6 +99,7 @@ pub async fn run(
     route: Route,
     req: ChatRequest,
     started: Instant,
+    cache: &CacheContext,
 ) -> Result<Outcome, ApiError> {
     run_with(
         state,
@@ -102,6 +108,7 @@ pub async fn run(
         req,
         started,
         &mut Session::default(),
+        cache,
     )
     .await
 }
@@ -114,6 +121,7 @@ pub async fn run_with(
     mut req: ChatRequest,
     started: Instant,
     session: &mut Session,
+    cache: &CacheContext,
 ) -> Result<Outcome, ApiError> {
     // Hook: `assistant/<slug>` applies the assistant (prompt, parameters, variant, ceilings).
     assistants::apply(state, &mut req, session, request_id).await?;
@@ -129,9 +137,31 @@ pub async fn run_with(
         guard.follow_target_model();
     }
     session.annotate(&mut guard, state);
+    let model = chain[0].alias.clone();
+    // An assistant's entries are scoped to its version, so a new prompt version stops matching.
+    let scoped;
+    let cache = match &session.applied {
+        Some(a) => {
+            scoped = CacheContext {
+                assistant: Some(a.slug.clone()),
+                version: Some(a.version_id.to_string()),
+                ..cache.clone()
+            };
+            &scoped
+        }
+        None => cache,
+    };
+    let pending = match cache::lookup(state, cache, &req, &model, route, &mut guard).await {
+        Ok(cache::Lookup::Hit(outcome)) => return Ok(outcome),
+        Ok(cache::Lookup::Miss(pending)) => pending,
+        Err(e) => {
+            guard.finish_err(e.code);
+            return Err(e);
+        }
+    };
     let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
-        return stream::start(attempts, req, guard)
+        return stream::start(attempts, req, guard, pending)
             .await
             .map(Outcome::Stream);
     }
@@ -148,7 +178,11 @@ pub async fn run_with(
             return Err(e);
         }
     };
-    Ok(Outcome::Complete(finish_complete(state, &req, resp, guard)))
+    // A fallback model's answer is not what the requested model would have said: not cached.
+    let pending = pending.filter(|_| attempts.fallback_reason.is_none());
+    Ok(Outcome::Complete(finish_complete(
+        state, &req, resp, guard, pending,
+    )))
 }
 
 /// The groups to try, in order: a tier's models, or an alias followed by its fallbacks.
@@ -180,8 +214,10 @@ fn finish_complete(
     req: &ChatRequest,
     mut resp: ChatResponse,
     mut guard: UsageGuard,
+    pending: Option<cache::Pending>,
 ) -> ChatResponse {
-    if truncate_response(&mut resp, state.config.validation.max_response_chars) {
+    let truncated = truncate_response(&mut resp, state.config.validation.max_response_chars);
+    if truncated {
         guard.set_flag(UsageRecord::FLAG_TRUNCATED);
         state.metrics.responses_truncated.inc();
     }
@@ -198,6 +234,9 @@ fn finish_complete(
                 true,
             );
         }
+    }
+    if let Some(p) = pending.filter(|_| !truncated) {
+        p.store(&resp, guard.cost_micros());
     }
     guard.finish_ok();
     resp

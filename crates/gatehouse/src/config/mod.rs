@@ -7,6 +7,7 @@
 //! variables, which switch that provider on).
 
 pub mod assistants;
+pub mod cache;
 pub mod raw;
 pub mod resilience;
 mod resolved;
@@ -61,6 +62,7 @@ pub struct Config {
     /// Daily spend cap per tier (index = tier), micro-USD.
     pub tier_daily_caps: [Option<i64>; 4],
     pub assistants: assistants::AssistantsConfig,
+    pub cache: cache::CacheConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +365,7 @@ impl Config {
                 ));
             }
         }
+        let cache = cache::validate(&raw.cache, env, &models)?;
         let mut tier_daily_caps = [None; 4];
         for (tier, price) in &raw.routing.tier_daily_cap_usd {
             let field = format!("routing.tier_daily_cap_usd.{tier}");
@@ -434,6 +437,7 @@ impl Config {
             tier_rules,
             tier_daily_caps,
             assistants: assistants::validate(&raw.assistants)?,
+            cache,
         })
     }
 }

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub models: Vec<RawModel>,
     pub resilience: super::resilience::RawResilience,
     pub assistants: super::assistants::RawAssistants,
+    pub cache: super::cache::RawCache,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -230,6 +230,81 @@ fn the_example_config_is_valid() {
             cache_write: 150_000,
         }
     );
+    assert!(!c.cache.enabled);
+    let per_model = c.cache.model("gpt-4o-mini");
+    assert_eq!(per_model.ttl, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(per_model.semantic_threshold, Some(0.10));
+}
+
+#[test]
+fn cache_settings_are_validated() {
+    let bad = [
+        // Bad input: an unknown backend.
+        (
+            "[cache]\nbackend = \"disk\"\n",
+            "cache.backend: `disk` is not one of memory, redis",
+        ),
+        // Bad input: redis without a URL anywhere.
+        (
+            "[cache]\nbackend = \"redis\"\n",
+            "cache.redis_url: the redis backend needs cache.redis_url or REDIS_URL",
+        ),
+        // Bad input: a URL of another scheme.
+        (
+            "[cache]\nbackend = \"redis\"\nredis_url = \"http://x\"\n",
+            "cache.redis_url: must start with redis:// or rediss://",
+        ),
+        // Bad input: overrides for a model that is not declared.
+        (
+            "[cache.models.ghost]\nttl_secs = 5\n",
+            "cache.models.ghost: not a declared model alias",
+        ),
+        // Bad input: a zero TTL, a threshold out of range, an unknown route.
+        (
+            "[cache]\nttl_secs = 0\n",
+            "cache.ttl_secs: must be greater than zero",
+        ),
+        (
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\nthreshold = 3.0\n",
+            "cache.semantic.threshold: a cosine distance between 0 and 2",
+        ),
+        (
+            "[cache]\nroute_ttl_secs = { embeddings = 5 }\n",
+            "cache.route_ttl_secs.embeddings: routes are chat and messages",
+        ),
+        // Bad input: semantic without an embedding model, or with an unknown prompt mode.
+        (
+            "[cache.semantic]\nenabled = true\n",
+            "cache.semantic.embedding_model: name the model alias that makes the embeddings",
+        ),
+        (
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\nprompt = \"all\"\n",
+            "cache.semantic.prompt: `all` is not one of system_and_last_user, last_user",
+        ),
+    ];
+    for (toml, want) in bad {
+        let err = Config::load_with_env(Some(&write_toml(toml)), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, want, "{toml}");
+    }
+    let c = Config::load_with_env(
+        Some(&write_toml(
+            "[cache]\nenabled = true\nbackend = \"redis\"\n",
+        )),
+        &env(&[("REDIS_URL", "redis://127.0.0.1:1")]),
+    )
+    .unwrap();
+    assert!(matches!(c.cache.backend, cache::CacheBackend::Redis { .. }));
+    // Semantic settings only take effect with the cache on.
+    let c = Config::load_with_env(
+        Some(&write_toml(
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\n",
+        )),
+        &env(&[]),
+    )
+    .unwrap();
+    assert!(c.cache.semantic.is_none());
 }
 
 #[test]

@@ -427,6 +427,7 @@ async fn call_summary_model(
         req,
         Instant::now(),
         &mut session,
+        &crate::cache::CacheContext::internal(),
     )
     .await;
     let cost = session.finished().map_or(0, |r| r.cost_micros);

@@ -289,14 +289,25 @@ pub async fn send(
         cost_before,
         user_text: Some(content),
     });
-    let outcome =
-        match chat::run_with(&state, &request_id, Route::Chat, req, started, &mut session).await {
-            Ok(o) => o,
-            Err(e) => {
-                exchange::add_unstored_cost(&state, &session).await;
-                return Err(e);
-            }
-        };
+    // Conversation turns carry their whole history, so exact hits are rare: not cached.
+    let cache = crate::cache::CacheContext::internal();
+    let outcome = match chat::run_with(
+        &state,
+        &request_id,
+        Route::Chat,
+        req,
+        started,
+        &mut session,
+        &cache,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            exchange::add_unstored_cost(&state, &session).await;
+            return Err(e);
+        }
+    };
     let downgraded = session
         .applied
         .as_ref()

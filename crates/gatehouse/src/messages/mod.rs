@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use providers::anthropic::inbound;
@@ -67,6 +67,9 @@ async fn handle(
     request: Request,
     started: Instant,
 ) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let cache = crate::cache::CacheContext::from_request_parts(&mut parts, state).await?;
+    let request = Request::from_parts(parts, body);
     let ValidJson(req) = ValidJson::<MessagesRequest>::from_request(request, state).await?;
     let model = req.model.clone();
     let canonical =
@@ -77,7 +80,16 @@ async fn handle(
     } else {
         0
     };
-    match chat::run(state, request_id, Route::Messages, canonical, started).await? {
+    match chat::run(
+        state,
+        request_id,
+        Route::Messages,
+        canonical,
+        started,
+        &cache,
+    )
+    .await?
+    {
         Outcome::Complete(resp) => {
             let mut message = inbound::from_canonical(&resp);
             message.model = model;

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use crate::app::AppState;
 use crate::assistants::admin as assistants;
 use crate::experiments::{admin as experiments, results};
-use crate::{cost_report, ops};
+use crate::{cache, cost_report, ops};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -43,4 +43,5 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/admin/api/experiments/{id}/results", get(results::results))
         .route("/admin/api/usage", get(cost_report::usage))
         .route("/admin/api/usage/today", get(cost_report::today))
+        .route("/admin/api/cache/purge", post(cache::admin::purge))
 }

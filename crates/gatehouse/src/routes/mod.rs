@@ -47,6 +47,7 @@ use crate::app::AppState;
         crate::experiments::results::results,
         crate::cost_report::usage,
         crate::cost_report::today,
+        crate::cache::admin::purge,
     ),
     modifiers(&AdminKeyScheme),
     tags(

@@ -152,6 +152,12 @@ impl UsageGuard {
         self.record.model.clone_from(&self.target.alias);
     }
 
+    /// What the response cache did; a hit also records what it saved (the original cost).
+    pub fn set_cache(&mut self, status: CacheStatus, cost_saved_micros: i64) {
+        self.record.cache_status = status;
+        self.record.cost_saved_micros = cost_saved_micros;
+    }
+
     pub fn set_attempts(&mut self, attempts: u32) {
         self.record.attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     }
@@ -209,7 +215,10 @@ impl UsageGuard {
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
         let c = &self.target.counters;
-        c.requests.inc();
+        let cache_hit = matches!(r.cache_status, CacheStatus::Hit | CacheStatus::SemanticHit);
+        if !cache_hit {
+            c.requests.inc();
+        }
         c.cost_micros
             .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
         for (counter, n) in [

@@ -105,7 +105,8 @@ pub enum CacheStatus {
     Miss,
     Hit,
     SemanticHit,
-    /// The cache applies but was bypassed, e.g. `cache-control: no-cache` or a streaming request.
+    /// The cache applies but was bypassed: `x-gatehouse-cache: skip`, or a temperature above
+    /// the caching threshold.
     Skip,
 }
 
