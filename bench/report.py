@@ -6,6 +6,7 @@
   report.py table TSV [META] [BASELINE]  runs.tsv -> markdown table of medians, ratios against
                                          the BASELINE target (default: direct)
   report.py upstream URL                 chat requests a mock has received (its /mock/stats), or "-"
+  report.py cache TSV [META]             cache-runs.tsv (cache-load JSON per run) -> markdown table
 """
 
 import json
@@ -121,6 +122,41 @@ def table(tsv, meta=None, baseline="direct"):
     print("\n".join(out))
 
 
+def cache(path, meta=None):
+    groups = OrderedDict()
+    with open(path) as f:
+        next(f)
+        for line in f:
+            backend, mode, load, _run, result = line.rstrip("\n").split("\t", 4)
+            groups.setdefault((backend, mode, load), []).append(json.loads(result))
+
+    def med(runs, pick):
+        values = [v for v in (pick(r) for r in runs) if v is not None]
+        return statistics.median(values) if values else None
+
+    def cls(name, field):
+        def pick(r):
+            c = r["by_outcome"].get(name)
+            return c[field] if c else None
+        return pick
+
+    if meta:
+        print(open(meta).read())
+    print("| backend | scenario | req/s | hit rate | hit p50 ms | hit p99 ms | miss p50 ms | miss p99 ms | all p99 ms | errors |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (backend, mode, load), runs in groups.items():
+        # With the cache off no answer carries the header: every request is a miss.
+        miss = "none" if backend == "off" else "miss"
+        hit_rate = med(runs, lambda r: r["hit_rate"])
+        print(
+            f"| {backend} | {mode}/{load} | {fmt(med(runs, lambda r: r['rps']))} "
+            f"| {fmt(hit_rate * 100 if hit_rate is not None else None)}% "
+            f"| {fmt(med(runs, cls('hit', 'p50_ms')), 2)} | {fmt(med(runs, cls('hit', 'p99_ms')), 2)} "
+            f"| {fmt(med(runs, cls(miss, 'p50_ms')), 2)} | {fmt(med(runs, cls(miss, 'p99_ms')), 2)} "
+            f"| {fmt(med(runs, lambda r: r['p99_ms']), 2)} | {fmt(med(runs, lambda r: r['errors']), 0)} |"
+        )
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"oha": oha, "wrk": wrk, "table": table, "upstream": upstream}[command](*args)
+    {"oha": oha, "wrk": wrk, "table": table, "upstream": upstream, "cache": cache}[command](*args)

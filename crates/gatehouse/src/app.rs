@@ -27,6 +27,8 @@ pub struct AppState {
     pub retry_budget: crate::resilience::RetryBudget,
     /// The web UI's sessions and per-user spend.
     pub web: crate::web::WebState,
+    pub assistants: Arc<crate::assistants::Runtime>,
+    pub cache: crate::cache::ResponseCache,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
@@ -42,12 +44,15 @@ pub struct RequestId {
 ///    — outermost so it sees every response, including errors from the layers below;
 /// 2. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
 ///    413 of the error contract from `ValidJson`;
-/// 3. routes, with OpenAI-style JSON for unknown paths and methods.
+/// 3. `x-gatehouse-cache` response header: gives each request the slot the chat pipeline
+///    reports the cache outcome in, and sets the header from it (JSON and SSE alike);
+/// 4. routes, with OpenAI-style JSON for unknown paths and methods.
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
     routes::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::cache::context::response_header))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
@@ -76,6 +81,7 @@ fn valid_request_id(v: &HeaderValue) -> Option<&str> {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat",
+        "/v1/messages" => "messages",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
         "/v1/audio/transcriptions" => "transcriptions",

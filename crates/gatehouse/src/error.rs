@@ -31,6 +31,14 @@ pub enum ErrorCode {
     NoHealthyDeployment,
     NoViableModel,
     BudgetExceeded,
+    /// An assistant's per-conversation or per-day cost ceiling is reached (and it refuses).
+    AssistantCeilingReached,
+    /// A system prompt is over the token limit (the admin API, without `force`).
+    PromptTooLong,
+    /// The request conflicts with what exists (a slug in use, an overlapping experiment).
+    Conflict,
+    CacheMiss,
+    CacheUnavailable,
     ShuttingDown,
     Internal,
 }
@@ -56,6 +64,11 @@ impl ErrorCode {
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
             ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::AssistantCeilingReached => "assistant_ceiling_reached",
+            ErrorCode::PromptTooLong => "prompt_too_long",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::CacheMiss => "cache_miss",
+            ErrorCode::CacheUnavailable => "cache_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -66,11 +79,17 @@ impl ErrorCode {
             ErrorCode::InvalidJson
             | ErrorCode::InvalidRequest
             | ErrorCode::ContextLengthExceeded
-            | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            | ErrorCode::ContentFilter
+            | ErrorCode::PromptTooLong => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ErrorCode::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            // OpenAI's type for "retrying will not help until something changes".
+            ErrorCode::AssistantCeilingReached => {
+                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+            }
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
             ErrorCode::BudgetExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => {
+            ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::CacheMiss => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
             ErrorCode::MethodNotAllowed => {
@@ -84,7 +103,8 @@ impl ErrorCode {
             ErrorCode::ProviderRateLimited
             | ErrorCode::ShuttingDown
             | ErrorCode::NoHealthyDeployment
-            | ErrorCode::NoViableModel => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+            | ErrorCode::NoViableModel
+            | ErrorCode::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }
@@ -184,8 +204,11 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
         }
-        if self.code == ErrorCode::BudgetExceeded {
-            // The official SDKs stop retrying on this header: waiting will not help.
+        if matches!(
+            self.code,
+            ErrorCode::BudgetExceeded | ErrorCode::AssistantCeilingReached
+        ) {
+            // OpenAI's SDKs retry 429s on their own unless told not to; waiting will not help.
             resp.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
         }

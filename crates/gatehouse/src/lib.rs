@@ -2,12 +2,19 @@
 //! on a listener until told to stop; the binary and the integration tests both use it.
 
 pub mod app;
+pub mod assistants;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod config;
+pub mod conversations;
+pub mod cost_report;
+pub mod dates;
 pub mod embeddings;
 pub mod error;
+pub mod experiments;
 pub mod extract;
+pub mod messages;
 pub mod ops;
 pub mod resilience;
 pub mod routes;
@@ -38,6 +45,8 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cache: {0}")]
+    Cache(String),
     #[error("could not listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -72,6 +81,15 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         config.resilience.retry_budget_min_per_sec,
     );
     let web = web::WebState::new(&config);
+    let assistants = Arc::new(assistants::Runtime::new(config.assistants.cache_ttl));
+    let cache = match cache::ResponseCache::build(&config, &router, &store, &metrics.cache).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writer.shutdown().await;
+            store.close().await;
+            return Err(StartupError::Cache(e));
+        }
+    };
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
@@ -80,6 +98,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         metrics,
         retry_budget,
         web,
+        assistants,
+        cache,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -126,6 +146,8 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        // Cache writes still in flight (Redis, semantic) finish before the database closes.
+        self.state.cache.drain().await;
         let stats = self.writer.shutdown().await;
         self.state.store.close().await;
         stats

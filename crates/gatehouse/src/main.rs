@@ -1,4 +1,5 @@
-//! The `gatehouse` command line: `serve`, `check-config`, `mock-upstream`, `version`.
+//! The `gatehouse` command line: `serve`, `check-config`, `lint-prompts`, `mock-upstream`,
+//! `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,13 @@ enum Command {
     CheckConfig,
     /// Serve a mock OpenAI upstream that injects faults at random, to rehearse outages.
     MockUpstream(Box<test_support::cli::MockUpstreamArgs>),
+    /// Count the tokens of every assistant's system prompt and experiment variant prompt in the
+    /// configured database; exit 1 when any is over the limit (2 when it cannot check).
+    LintPrompts {
+        /// Token limit; default `[assistants] prompt_token_limit` (2,000).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Print the version.
     Version,
 }
@@ -68,6 +76,7 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
+        Command::LintPrompts { limit } => lint_prompts(&config, limit),
         Command::Version | Command::MockUpstream(_) => ExitCode::SUCCESS,
     }
 }
@@ -92,6 +101,46 @@ fn mock_upstream(args: &test_support::cli::MockUpstreamArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn lint_prompts(config: &Config, limit: Option<u64>) -> ExitCode {
+    let limit = limit.unwrap_or(config.assistants.prompt_token_limit);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let url = secrecy::ExposeSecret::expose_secret(&config.database_url);
+        let store = match store::Store::connect(url).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let report = gatehouse::assistants::lint::lint_store(config, &store, limit).await;
+        store.close().await;
+        match report {
+            Ok(r) => {
+                print!("{}", r.render());
+                if r.failures() > 0 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
 }
 
 fn serve(config: Config) -> ExitCode {

@@ -269,14 +269,26 @@ async fn pages_and_files_have_types_etags_and_revalidate() {
 async fn every_file_the_service_worker_keeps_offline_is_served() {
     let web = start("", &[]).await;
     let sw = web.get("/assets/sw.js").await.text().await.unwrap();
-    let shell = sw.split("const SHELL = [").nth(1).unwrap().split("];").next().unwrap();
+    let shell = sw
+        .split("const SHELL = [")
+        .nth(1)
+        .unwrap()
+        .split("];")
+        .next()
+        .unwrap();
     let mut urls: Vec<String> = shell
         .split('\'')
         .filter(|s| s.starts_with("/assets/") || *s == "/" || *s == "/admin")
         .map(str::to_owned)
         .collect();
     // The highlight.js languages are listed by name.
-    let langs = shell.split("...['").nth(1).unwrap().split(']').next().unwrap();
+    let langs = shell
+        .split("...['")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
     for l in langs.split(',') {
         let l = l
             .trim()
@@ -637,7 +649,7 @@ async fn cookie_authenticated_writes_need_the_csrf_token_and_the_same_origin() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(
         v,
-        json!({"tokens": 3, "encoding": "o200k_base", "limit": null})
+        json!({"tokens": 3, "encoding": "o200k_base", "limit": 2000})
     );
     // The bearer key needs no token (no ambient credential to forge).
     let r = web
@@ -993,4 +1005,179 @@ async fn the_web_chat_transcribes_for_its_session_only() {
         r.json::<Value>().await.unwrap(),
         json!({"text": "Transcript of voice.webm (321 bytes)"})
     );
+}
+
+#[tokio::test]
+async fn each_browser_has_its_own_conversations_which_it_can_rename_cut_back_and_rate() {
+    let web = start("", &[]).await;
+    let (alice, alice_user) = web.chat_session().await;
+    let (bob, _) = web.chat_session().await;
+    let call = |method: reqwest::Method, path: &str, cookie: &str, body: Option<Value>| {
+        let mut rb = web
+            .client
+            .request(method, web.url(path))
+            .header("cookie", cookie);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send()
+    };
+    let created: Value = call(
+        reqwest::Method::POST,
+        "/web/api/conversations",
+        &alice,
+        Some(json!({"model": "mock-1", "title": "Trip"})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["user"], alice_user.as_str());
+    for text in ["[mock:echo] first", "[mock:echo] second"] {
+        let r = call(
+            reqwest::Method::POST,
+            &format!("/web/api/conversations/{id}/messages"),
+            &alice,
+            Some(json!({"content": text})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Bob sees none of it, and cannot reach it by id.
+    let theirs: Value = call(reqwest::Method::GET, "/web/api/conversations", &bob, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["data"], json!([]));
+    let r = call(
+        reqwest::Method::GET,
+        &format!("/web/api/conversations/{id}"),
+        &bob,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    // Bad input: Bob claiming Alice's end-user id in the body.
+    let r = call(
+        reqwest::Method::POST,
+        &format!("/web/api/conversations/{id}/messages"),
+        &bob,
+        Some(json!({"content": "hi", "user": alice_user})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_request".into(), Some("user".into()))
+    );
+
+    let r = call(
+        reqwest::Method::PATCH,
+        &format!("/web/api/conversations/{id}"),
+        &alice,
+        Some(json!({"title": "  Trip to Rome "})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["title"], "Trip to Rome");
+    // Bad input: a title over 200 characters.
+    let r = call(
+        reqwest::Method::PATCH,
+        &format!("/web/api/conversations/{id}"),
+        &alice,
+        Some(json!({"title": "x".repeat(201)})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_request".into(), Some("title".into()))
+    );
+
+    let full: Value = call(
+        reqwest::Method::GET,
+        &format!("/web/api/conversations/{id}"),
+        &alice,
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let messages = full["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    let first_reply = messages[1]["id"].as_i64().unwrap();
+    let second_question = messages[2]["id"].as_i64().unwrap();
+    let cost = full["cost_micros"].as_i64().unwrap();
+    let rated = call(
+        reqwest::Method::POST,
+        &format!("/web/api/conversations/{id}/messages/{first_reply}/rating"),
+        &alice,
+        Some(json!({"rating": "up"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rated.status(), 200);
+    // Bad input: cutting back without naming where.
+    let r = call(
+        reqwest::Method::DELETE,
+        &format!("/web/api/conversations/{id}/messages"),
+        &alice,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_request".into(), Some("from".into()))
+    );
+    // Bad input: Bob cutting Alice's conversation.
+    let r = call(
+        reqwest::Method::DELETE,
+        &format!("/web/api/conversations/{id}/messages?from={second_question}"),
+        &bob,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    let r = call(
+        reqwest::Method::DELETE,
+        &format!("/web/api/conversations/{id}/messages?from={second_question}"),
+        &alice,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"conversation_id": id, "deleted": 2})
+    );
+    let after: Value = call(
+        reqwest::Method::GET,
+        &format!("/web/api/conversations/{id}"),
+        &alice,
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(after["message_count"], 2);
+    assert_eq!(after["messages"][1]["rating"], "up");
+    assert_eq!(after["messages"].as_array().unwrap().len(), 2);
+    // The money spent stays spent.
+    assert_eq!(after["cost_micros"].as_i64().unwrap(), cost);
 }

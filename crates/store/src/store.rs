@@ -22,14 +22,26 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body is written once
+/// and type-checked for each backend; SQL in it uses `$N` placeholders, which both accept.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -56,6 +68,10 @@ impl Store {
             return Err(err);
         }
         Ok(store)
+    }
+
+    pub(crate) fn pool(&self) -> &Backend {
+        &self.backend
     }
 
     pub fn backend(&self) -> &'static str {

@@ -1,5 +1,6 @@
 //! Test support for Gatehouse: mock upstreams that speak OpenAI's exact wire format, with
-//! fault injection for rehearsing outages.
+//! fault injection for rehearsing outages, and [`FixtureUpstream`], which serves recorded
+//! fixtures of any provider's format.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -59,6 +60,7 @@ mod body;
 pub mod cli;
 mod embedding;
 mod fault;
+mod fixture;
 pub mod openai;
 mod upstream;
 
@@ -68,4 +70,5 @@ pub use behavior::{
 pub use embedding::{embedding_for, embeddings_response};
 pub use fault::directive::HEADER as FAULT_HEADER;
 pub use fault::{DEFAULT_RETRY_AFTER, ErrorRate, FaultError, FaultProfile, Injected, Latency};
+pub use fixture::{Canned, FixtureUpstream};
 pub use upstream::{MockUpstream, RecordedRequest, STATS_PATH};

@@ -268,6 +268,7 @@ mod tests {
                     prices: Prices::default(),
                     max_output_tokens: None,
                     context_window: None,
+                    capabilities: providers::Capabilities::ALL,
                     metric_model: "a".into(),
                     tier: None,
                     counters: crate::telemetry::metrics::Metrics::new().target_counters("a", "p"),

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::auth::session;
-use crate::web::{api, assets, chat_session, tokens};
+use crate::web::{api, assets, chat_session, conversations as conv, tokens};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -34,4 +34,17 @@ pub fn router() -> Router<Arc<AppState>> {
             post(api::transcriptions).layer(DefaultBodyLimit::disable()),
         )
         .route("/web/api/usage", get(api::usage))
+        .route("/web/api/conversations", get(conv::list).post(conv::create))
+        .route(
+            "/web/api/conversations/{id}",
+            get(conv::get).patch(conv::rename).delete(conv::delete),
+        )
+        .route(
+            "/web/api/conversations/{id}/messages",
+            post(conv::send).delete(conv::truncate),
+        )
+        .route(
+            "/web/api/conversations/{id}/messages/{message_id}/rating",
+            post(conv::rate),
+        )
 }

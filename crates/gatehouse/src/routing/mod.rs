@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use providers::anthropic::AnthropicProvider;
+use providers::gemini::GeminiProvider;
 use providers::mock::MockProvider;
 use providers::openai::OpenAiProvider;
-use providers::{Provider, ProviderKind};
+use providers::{Capabilities, Provider, ProviderKind};
 
 use crate::config::resilience::{BreakerConfig, CauseSet, Timeouts};
 use crate::config::{Config, ModelConfig, Prices};
@@ -28,6 +30,8 @@ pub struct Target {
     pub prices: Prices,
     pub max_output_tokens: Option<u32>,
     pub context_window: Option<u32>,
+    /// What the model can do; requests needing more get a 400.
+    pub capabilities: Capabilities,
     /// Metric label: the alias for declared models, `<provider>/*` for passthrough names, so a
     /// client cannot create unbounded label values.
     pub metric_model: String,
@@ -76,17 +80,27 @@ impl ModelRouter {
         // One pooled client per connect timeout, shared by the providers that use it.
         let mut clients: HashMap<Duration, reqwest::Client> = HashMap::new();
         for p in &config.providers {
+            let mut client = || {
+                clients
+                    .entry(p.connect_timeout)
+                    .or_insert_with(|| upstream_client(p.connect_timeout))
+                    .clone()
+            };
+            let base = p
+                .base_url
+                .as_deref()
+                .or(p.kind.default_base_url())
+                .unwrap_or_default();
+            let key = p.api_key.clone();
             let provider: Arc<dyn Provider> = match p.kind {
                 ProviderKind::OpenAi => {
-                    let client = clients
-                        .entry(p.connect_timeout)
-                        .or_insert_with(|| upstream_client(p.connect_timeout));
-                    Arc::new(OpenAiProvider::new(
-                        client.clone(),
-                        p.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
-                        p.api_key.clone(),
-                        p.timeout,
-                    ))
+                    Arc::new(OpenAiProvider::new(client(), base, key, p.timeout))
+                }
+                ProviderKind::Anthropic => {
+                    Arc::new(AnthropicProvider::new(client(), base, key, p.timeout))
+                }
+                ProviderKind::Gemini => {
+                    Arc::new(GeminiProvider::new(client(), base, key, p.timeout))
                 }
                 ProviderKind::Mock => Arc::new(MockProvider::new(p.mock.clone())),
             };
@@ -219,6 +233,7 @@ impl ModelRouter {
             prices: Prices::default(),
             max_output_tokens: None,
             context_window: None,
+            capabilities: entry.provider.kind().default_capabilities(),
             metric_model: format!("{provider}/*"),
             tier: None,
             counters: self
@@ -296,6 +311,7 @@ fn declared(m: &ModelConfig, entry: &ProviderEntry, metrics: &Metrics) -> Target
         prices: m.prices,
         max_output_tokens: m.max_output_tokens,
         context_window: m.context_window,
+        capabilities: m.capabilities,
         metric_model: m.alias.clone(),
         tier: m.tier,
         counters: metrics.target_counters(&m.alias, &m.provider),

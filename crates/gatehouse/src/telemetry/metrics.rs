@@ -78,6 +78,7 @@ pub struct Metrics {
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
+    pub cache: crate::cache::metrics::CacheMetrics,
     pub log_lines_dropped: Counter<u64, AtomicU64>,
 }
 
@@ -126,6 +127,7 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("gatehouse");
+        let cache = crate::cache::metrics::CacheMetrics::register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -146,6 +148,7 @@ impl Metrics {
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
             log_lines_dropped: Counter::default(),
+            cache,
             registry: Registry::default(),
         };
         registry.register(

@@ -15,6 +15,9 @@ use crate::error::ErrorCode;
 use crate::routing::Target;
 use crate::telemetry::metrics::{CodeLabel, RouteLabel};
 
+/// Called once with the final record, just before it goes to the ledger.
+pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send + Sync>;
+
 pub struct UsageGuard {
     state: Arc<AppState>,
     target: Arc<Target>,
@@ -25,6 +28,7 @@ pub struct UsageGuard {
     /// For `tier:…` requests the record names the model that served, not the tier.
     model_follows_target: bool,
     done: bool,
+    on_finish: Option<FinishHook>,
 }
 
 impl UsageGuard {
@@ -77,7 +81,25 @@ impl UsageGuard {
             error: None,
             model_follows_target: false,
             done: false,
+            on_finish: None,
         }
+    }
+
+    /// The assistant version and experiment variant applied, and the conversation served.
+    pub fn set_assistant(
+        &mut self,
+        assistant_version_id: Option<i64>,
+        variant: Option<String>,
+        conversation_id: Option<i64>,
+    ) {
+        self.record.assistant_version_id = assistant_version_id;
+        self.record.variant = variant;
+        self.record.conversation_id = conversation_id;
+    }
+
+    /// Run `hook` with the final record (for running totals kept outside the ledger).
+    pub fn on_finish(&mut self, hook: FinishHook) {
+        self.on_finish = Some(hook);
     }
 
     pub fn set_flag(&mut self, flag: i64) {
@@ -129,6 +151,12 @@ impl UsageGuard {
     pub fn follow_target_model(&mut self) {
         self.model_follows_target = true;
         self.record.model.clone_from(&self.target.alias);
+    }
+
+    /// What the response cache did; a hit also records what it saved (the original cost).
+    pub fn set_cache(&mut self, status: CacheStatus, cost_saved_micros: i64) {
+        self.record.cache_status = status;
+        self.record.cost_saved_micros = cost_saved_micros;
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
@@ -188,7 +216,10 @@ impl UsageGuard {
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
         let c = &self.target.counters;
-        c.requests.inc();
+        let cache_hit = matches!(r.cache_status, CacheStatus::Hit | CacheStatus::SemanticHit);
+        if !cache_hit {
+            c.requests.inc();
+        }
         c.cost_micros
             .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
         for (counter, n) in [
@@ -250,6 +281,9 @@ impl UsageGuard {
             "request"
         );
         self.state.web.spend.observe(&self.record);
+        if let Some(hook) = self.on_finish.take() {
+            hook(&self.record);
+        }
         self.state.ledger.record(self.record.clone());
     }
 }

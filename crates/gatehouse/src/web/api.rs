@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use http::HeaderMap;
 use providers::ChatRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,6 +20,8 @@ use utoipa::ToSchema;
 use super::chat_session::WebUser;
 use super::spend::{DAY_MS, RequestCost, format_day};
 use crate::app::{AppState, RequestId};
+use crate::cache::CacheContext;
+use crate::conversations::owner::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 use crate::usage::now_ms;
@@ -33,6 +36,9 @@ pub async fn chat_completions(
     web: WebUser,
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    caller: Caller,
+    headers: HeaderMap,
+    cache: CacheContext,
     body: Result<ValidJson<ChatRequest>, ApiError>,
 ) -> Response {
     let ValidJson(mut req) = match body {
@@ -47,6 +53,9 @@ pub async fn chat_completions(
     let result = crate::chat::chat_completions(
         State(Arc::clone(&state)),
         axum::Extension(request_id),
+        caller,
+        headers,
+        cache,
         ValidJson(req),
     )
     .await;
@@ -134,13 +143,13 @@ pub async fn usage(web: WebUser, State(state): State<Arc<AppState>>) -> Response
 
 /// A request whose usage records count for a web user until it is over: when the response
 /// is complete, or for a stream when its body is finished or dropped.
-struct Tracked {
+pub(super) struct Tracked {
     state: Arc<AppState>,
     id: String,
 }
 
 impl Tracked {
-    fn start(state: &Arc<AppState>, request_id: &RequestId, web: &WebUser) -> Tracked {
+    pub(super) fn start(state: &Arc<AppState>, request_id: &RequestId, web: &WebUser) -> Tracked {
         state
             .web
             .spend
@@ -151,7 +160,7 @@ impl Tracked {
         }
     }
 
-    fn finish(self, result: Result<Response, ApiError>) -> Response {
+    pub(super) fn finish(self, result: Result<Response, ApiError>) -> Response {
         let resp = result.into_response();
         let streaming = resp
             .headers()

@@ -20,6 +20,7 @@ use super::cookies;
 use super::signing::{Purpose, Signer, random_id};
 use super::spend::DAY_MS;
 use crate::app::AppState;
+use crate::assistants::spec::AssistantSpec;
 use crate::auth::secrets_equal;
 use crate::config::web::ChatAccess;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -173,10 +174,20 @@ pub struct SessionInfo {
     pub ui_version: &'static str,
     pub features: Features,
     pub limits: Limits,
+    /// The enabled assistants people can pick.
+    pub assistants: Vec<AssistantChoice>,
     /// Model names this server serves (for the model picker when there are no assistants).
     pub models: Vec<String>,
     pub default_model: String,
     pub transcription_model: String,
+}
+
+/// An assistant as the chat shows it (never its prompt).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssistantChoice {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
 }
 
 /// What this server offers the chat; the UI hides what is missing.
@@ -222,6 +233,22 @@ pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         .collect();
     models.sort();
     models.dedup();
+    let assistants = match state.store.assistants().await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_str::<AssistantSpec>(&r.spec).ok())
+            .filter(|a| a.enabled)
+            .map(|a| AssistantChoice {
+                slug: a.slug,
+                name: a.name,
+                description: a.description,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not list assistants for the chat");
+            Vec::new()
+        }
+    };
     let info = SessionInfo {
         object: "web.session",
         user: user.end_user(),
@@ -229,9 +256,9 @@ pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         authorized: web.chat_access != ChatAccess::Invite || user.invited,
         ui_version: super::assets::UI_VERSION,
         features: Features {
-            conversations: false,
-            assistants: false,
-            ratings: false,
+            conversations: true,
+            assistants: true,
+            ratings: true,
             transcription: true,
         },
         limits: Limits {
@@ -241,6 +268,7 @@ pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             daily_budget_micros: web.user_daily_budget_micros,
             high_usage_warning_micros: web.high_usage_warning_micros,
         },
+        assistants,
         models,
         default_model: state.config.default_model.clone(),
         transcription_model: web.transcription_model.clone(),

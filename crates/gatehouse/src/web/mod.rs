@@ -6,6 +6,7 @@
 pub mod api;
 pub mod assets;
 pub mod chat_session;
+pub mod conversations;
 pub mod cookies;
 pub mod signing;
 pub mod spend;

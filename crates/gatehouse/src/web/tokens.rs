@@ -1,10 +1,15 @@
 //! `POST /admin/api/tokens`: the token count of a prompt, for the console's live counter while
 //! an assistant's system prompt is edited.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::AppState;
+use crate::assistants::lint::count_prompt;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
@@ -16,7 +21,7 @@ const MAX_CHARS: usize = 200_000;
 #[serde(deny_unknown_fields)]
 pub struct CountTokens {
     pub text: String,
-    /// The model that will read it (its encoding is used); default o200k.
+    /// The model that will read it (its encoding is used); default: the default model.
     #[serde(default)]
     pub model: Option<String>,
 }
@@ -26,7 +31,7 @@ pub struct TokenCount {
     pub tokens: u64,
     /// The tiktoken encoding that counted them.
     pub encoding: &'static str,
-    /// The prompt lint limit, when this server has one.
+    /// The prompt lint limit (`assistants.prompt_token_limit`).
     pub limit: Option<u64>,
 }
 
@@ -35,6 +40,7 @@ pub struct TokenCount {
     responses((status = 200, body = TokenCount), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn count(
     _: AdminAuth,
+    State(state): State<Arc<AppState>>,
     ValidJson(body): ValidJson<CountTokens>,
 ) -> Result<Json<TokenCount>, ApiError> {
     if body.text.chars().count() > MAX_CHARS {
@@ -43,10 +49,14 @@ pub async fn count(
             format!("`text` is at most {MAX_CHARS} characters"),
         ));
     }
-    let _ = body.model;
+    let model = body
+        .model
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| state.config.default_model.clone());
+    let count = count_prompt(&state.config, &body.text, &model);
     Ok(Json(TokenCount {
-        tokens: crate::usage::count_tokens(&body.text),
-        encoding: "o200k_base",
-        limit: None,
+        tokens: count.tokens,
+        encoding: count.encoding,
+        limit: Some(state.config.assistants.prompt_token_limit),
     }))
 }
