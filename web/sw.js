@@ -25,6 +25,7 @@ const SHELL = [
   '/assets/js/chat/app.js',
   '/assets/js/chat/composer.js',
   '/assets/js/chat/conversations.js',
+  '/assets/js/chat/layout.js',
   '/assets/js/chat/cost.js',
   '/assets/js/chat/message.js',
   '/assets/js/chat/send.js',

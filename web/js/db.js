@@ -105,6 +105,20 @@ export async function queuedMessages() {
   return all.sort((a, b) => a.id - b.id);
 }
 
+/**
+ * After a reload in the middle of an exchange: questions that were being sent wait again in the
+ * queue, and replies that were streaming keep what arrived, marked stopped.
+ */
+export async function recoverInterrupted() {
+  await tx(['messages'], 'readwrite', async (t) => {
+    const store = t.objectStore('messages');
+    for (const status of ['sending', 'streaming']) {
+      const rows = await promised(store.index('status').getAll(status));
+      for (const m of rows) store.put({ ...m, status: status === 'sending' ? 'queued' : 'stopped' });
+    }
+  });
+}
+
 export async function getMeta(key) {
   const row = await tx(['meta'], 'readonly', (t) => promised(t.objectStore('meta').get(key)));
   return row ? row.value : undefined;

@@ -29,10 +29,12 @@ export function watchConnection(banner) {
 /** Register /assets/sw.js for the whole origin; show `banner` when an update is waiting. */
 export async function registerServiceWorker(banner, reloadButton) {
   if (!('serviceWorker' in navigator)) return null;
-  let reloading = false;
+  // Reload only when the reader asked for the update: the very first worker also takes
+  // control (clients.claim), and that must not reload a page in the middle of a reply.
+  let updateAccepted = false;
   navigator.serviceWorker.addEventListener('controllerchange', () => {
-    if (reloading) return;
-    reloading = true;
+    if (!updateAccepted) return;
+    updateAccepted = false;
     window.location.reload();
   });
   let registration;
@@ -45,7 +47,10 @@ export async function registerServiceWorker(banner, reloadButton) {
   const offer = (worker) => {
     if (!worker || !navigator.serviceWorker.controller) return;
     banner.hidden = false;
-    reloadButton.onclick = () => worker.postMessage({ type: 'skip-waiting' });
+    reloadButton.onclick = () => {
+      updateAccepted = true;
+      worker.postMessage({ type: 'skip-waiting' });
+    };
   };
   if (registration.waiting) offer(registration.waiting);
   registration.addEventListener('updatefound', () => {

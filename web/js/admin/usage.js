@@ -15,7 +15,6 @@ function isoDay(ms) {
 function chart(title, days, values, { money = false, color }) {
   const holder = h('figure.chart', {}, h('figcaption', {}, title));
   const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
-  const width = () => Math.max(260, Math.min(holder.parentElement ? holder.parentElement.clientWidth - 32 : 600, 900));
   const plot = new uPlot({
     width: 600,
     height: 220,
@@ -26,9 +25,11 @@ function chart(title, days, values, { money = false, color }) {
       { label: title, stroke: color, fill: `${color}33`, width: 2, value: (u, v) => (v === null ? '—' : money ? usd(Math.round(v)) : int(v)) },
     ],
   }, [xs, values], holder);
-  const resize = () => plot.setSize({ width: width(), height: 220 });
-  requestAnimationFrame(resize);
-  window.addEventListener('resize', resize);
+  // Follow the card's width (it is laid out only once the screen is shown).
+  new ResizeObserver(() => {
+    const width = Math.max(240, holder.clientWidth - 24);
+    if (Math.abs(width - plot.width) > 2) plot.setSize({ width, height: 220 });
+  }).observe(holder);
   // The numbers behind the chart, for screen readers and for reading exact values.
   holder.append(h('details.small', {}, h('summary', {}, 'Data'), table([
     { label: 'Day', value: (r) => r.day },

@@ -14,6 +14,7 @@ import { describeError } from '../errors.js';
 import { isOnline, onConnectionChange, registerServiceWorker, watchConnection } from '../offline.js';
 import { fetchUsage, streamReply, toOpenAiMessages, usageFor } from './send.js';
 import * as server from './server.js';
+import { closeDrawer, openDrawer, showGate } from './layout.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -143,6 +144,7 @@ async function createConversation(text, images) {
   };
   await db.putConversation(conv);
   await db.setMeta('target', conv.target);
+  await db.setMeta('current', conv.id);
   state.current = conv;
   ui.title.textContent = conv.title;
   return conv;
@@ -211,7 +213,8 @@ function renderMessages() {
     });
     return el;
   });
-  box.replaceChildren(...els);
+  const same = els.length === box.children.length && els.every((el, i) => box.children[i] === el);
+  if (!same) box.replaceChildren(...els);
   box.scrollTop = box.scrollHeight;
 }
 
@@ -409,6 +412,15 @@ function updateCost() {
 }
 
 async function resend(userMsg, { content } = {}) {
+  const conv = state.current;
+  if (serverMode() && conv && conv.serverId && userMsg.serverId) {
+    try {
+      await server.truncate(conv.serverId, userMsg.serverId);
+    } catch (err) {
+      window.alert(`Could not change the conversation: ${describeError(err).title}`);
+      return;
+    }
+  }
   const later = state.messages.filter((m) => m.pos > userMsg.pos);
   await db.deleteMessages(later.map((m) => m.id));
   state.messages = state.messages.filter((m) => m.pos <= userMsg.pos);
@@ -455,46 +467,6 @@ async function onMessageEvent(e) {
   }
 }
 
-// ---- layout ------------------------------------------------------------------------------
-
-function openDrawer() {
-  ui.sidebar.classList.add('open');
-  ui.scrim.hidden = false;
-  ui.menu.setAttribute('aria-expanded', 'true');
-  const first = ui.sidebar.querySelector('button');
-  if (first) first.focus();
-}
-
-function closeDrawer() {
-  if (!ui.sidebar.classList.contains('open')) return;
-  ui.sidebar.classList.remove('open');
-  ui.scrim.hidden = true;
-  ui.menu.setAttribute('aria-expanded', 'false');
-  ui.menu.focus();
-}
-
-function showGate(session) {
-  ui.gate.hidden = false;
-  ui.gate.innerHTML = `
-    <form class="card" id="invite-form">
-      <div><label for="invite-code">Invite code</label>
-      <p class="muted small">This chat is open to invited people. Enter the code you were given.</p>
-      <input id="invite-code" autocomplete="one-time-code" required></div>
-      <button class="btn btn-primary" type="submit">Continue</button>
-      <p class="form-error" role="alert" id="invite-error"></p>
-    </form>`;
-  ui.gate.querySelector('form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    try {
-      await api('/web/api/session/invite', { method: 'POST', body: { code: $('invite-code').value } });
-      window.location.reload();
-    } catch (err) {
-      $('invite-error').textContent = describeError(err).detail || 'That code did not work.';
-    }
-  });
-  ui.composer.hidden = !session.authorized;
-}
-
 // ---- start -------------------------------------------------------------------------------
 
 async function main() {
@@ -512,7 +484,7 @@ async function main() {
   }
   ui.menu.addEventListener('click', openDrawer);
   ui.scrim.addEventListener('click', closeDrawer);
-  $('sidebar-close').addEventListener('click', closeDrawer);
+  document.getElementById('sidebar-close').addEventListener('click', closeDrawer);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDrawer(); });
   ui.target.addEventListener('change', async () => {
     await db.setMeta('target', ui.target.value);
@@ -525,6 +497,7 @@ async function main() {
     await db.putConversation(state.current);
   });
 
+  await db.recoverInterrupted();
   try {
     state.session = await loadSession();
   } catch (err) {
@@ -534,6 +507,7 @@ async function main() {
     alert.setAttribute('role', 'alert');
     alert.textContent = `Gatehouse could not be reached (${describeError(err).title}). Check the connection and reload.`;
     ui.messages.append(alert);
+    document.body.dataset.ready = 'true';
     return;
   }
   fillTargets();
@@ -541,6 +515,7 @@ async function main() {
   ui.composer.setSession(state.session);
   if (!state.session.authorized) {
     showGate(state.session);
+    document.body.dataset.ready = 'true';
     return;
   }
   if (serverMode()) {
@@ -554,9 +529,18 @@ async function main() {
   const last = await db.getMeta('current');
   if (last && state.conversations.some((c) => c.id === last)) await openConversation(last);
   else startNew();
-  onConnectionChange((online) => {
+  onConnectionChange(async (online) => {
     if (!online) return;
-    drainQueue();
+    if (state.session.offline) {
+      // Started offline: now the server can say what it offers (conversations, …).
+      try {
+        state.session = await loadSession();
+        ui.composer.setSession(state.session);
+      } catch {
+        return;
+      }
+    }
+    await drainQueue();
     fetchUsage().then((u) => { state.usage = u; updateCost(); }).catch(() => {});
   });
   document.body.dataset.ready = 'true';

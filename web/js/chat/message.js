@@ -36,10 +36,6 @@ export class GhMessage extends HTMLElement {
     this.pendingRender = false;
   }
 
-  disconnectedCallback() {
-    clearInterval(this.timer);
-  }
-
   /**
    * options: {last: bool (latest assistant message), ratings: bool, ratingsNote: string,
    * busy: bool (a reply is streaming)}
@@ -145,6 +141,10 @@ export class GhMessage extends HTMLElement {
         wait.className = 'countdown';
         wait.setAttribute('aria-live', 'off');
         const tick = () => {
+          // Moved around the list it stays connected; removed for good, it stops counting.
+          if (!this.isConnected) {
+            setTimeout(() => { if (!this.isConnected) clearInterval(this.timer); }, 0);
+          }
           const left = (until - Date.now()) / 1000;
           if (left <= 0) {
             clearInterval(this.timer);

@@ -34,6 +34,11 @@ export async function deleteConversation(serverId) {
   return api(`${BASE}/${serverId}`, { method: 'DELETE' });
 }
 
+/** Delete the server's messages from `fromMessageId` on (regenerate, edit and resend). */
+export async function truncate(serverId, fromMessageId) {
+  return api(`${BASE}/${serverId}/messages?from=${fromMessageId}`, { method: 'DELETE' });
+}
+
 export async function rate(serverId, messageId, rating) {
   return api(`${BASE}/${serverId}/messages/${messageId}/rating`, { method: 'POST', body: { rating } });
 }
@@ -94,7 +99,8 @@ export async function syncMessages(conv) {
   const remote = await api(`${BASE}/${conv.serverId}`);
   const local = await db.listMessages(conv.id);
   const images = new Map(local.filter((m) => m.serverId && m.images).map((m) => [m.serverId, m.images]));
-  const keep = local.filter((m) => !m.serverId && ['queued', 'error', 'stopped'].includes(m.status));
+  // Messages the server does not have: queued, failed, stopped, and the questions they answer.
+  const keep = local.filter((m) => !m.serverId);
   await db.deleteMessages(local.map((m) => m.id));
   for (const r of remote.messages || []) {
     if (r.role !== 'user' && r.role !== 'assistant') continue;
@@ -112,6 +118,7 @@ export async function syncMessages(conv) {
       completionTokens: r.completion_tokens,
       rating: r.rating || null,
       createdAt: ms(r.created_at),
+      pos: ms(r.created_at) + (r.role === 'assistant' ? 0.5 : 0),
     });
   }
   for (const m of keep) {
