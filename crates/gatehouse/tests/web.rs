@@ -933,6 +933,13 @@ async fn invite_mode_without_codes_does_not_start() {
         err.to_string(),
         "web.chat_access: `everyone` is not one of open, invite, key"
     );
+    // Bad input: key mode in a build without API keys (refused rather than left open).
+    std::fs::write(&path, "[web]\nchat_access = \"key\"\n").unwrap();
+    let err = Config::load_with_env(Some(&path), &HashMap::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "web.chat_access: `key` needs API keys, which this build does not have yet; use `invite` or `open`"
+    );
     // Bad input: a short session secret.
     std::fs::write(&path, "").unwrap();
     let env: HashMap<String, String> =
@@ -1180,4 +1187,127 @@ async fn each_browser_has_its_own_conversations_which_it_can_rename_cut_back_and
     assert_eq!(after["messages"].as_array().unwrap().len(), 2);
     // The money spent stays spent.
     assert_eq!(after["cost_micros"].as_i64().unwrap(), cost);
+}
+
+/// What the fake Whisper upstream received: its fields (files as `name:type:len`) and the
+/// `Authorization` header.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// A Whisper-compatible upstream: `POST /v1/audio/transcriptions` answering what it heard, or
+/// the OpenAI error body for the status a `model` of `fail-<status>` asks for.
+async fn whisper_upstream() -> (String, Received) {
+    use axum::extract::{Multipart, State};
+    let received: Received = std::sync::Arc::default();
+    async fn handle(
+        State(received): State<Received>,
+        headers: axum::http::HeaderMap,
+        mut form: Multipart,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut fields = Vec::new();
+        while let Some(field) = form.next_field().await.unwrap() {
+            let name = field.name().unwrap().to_owned();
+            let value = match field.file_name().map(str::to_owned) {
+                Some(file) => {
+                    let ct = field.content_type().unwrap_or("").to_owned();
+                    format!("{file}:{ct}:{}", field.bytes().await.unwrap().len())
+                }
+                None => field.text().await.unwrap(),
+            };
+            fields.push((name, value));
+        }
+        let auth = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let model = fields.iter().find(|(k, _)| k == "model").unwrap().1.clone();
+        let file = fields.iter().find(|(k, _)| k == "file").unwrap().1.clone();
+        received.lock().unwrap().push((fields, auth));
+        if let Some(status) = model.strip_prefix("fail-") {
+            let status: u16 = status.parse().unwrap();
+            let body = json!({"error": {"message": format!("upstream says {status}"), "type": "invalid_request_error", "param": null, "code": null}});
+            return (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                axum::Json(body),
+            )
+                .into_response();
+        }
+        axum::Json(json!({"text": format!("heard {file}")})).into_response()
+    }
+    let app = axum::Router::new()
+        .route("/v1/audio/transcriptions", axum::routing::post(handle))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), received)
+}
+
+#[tokio::test]
+async fn transcriptions_are_proxied_to_a_whisper_compatible_upstream() {
+    let (base, received) = whisper_upstream().await;
+    let models = format!(
+        "[providers.whisper]\nkind = \"openai\"\nbase_url = \"{base}\"\napi_key_env = \"TEST_WHISPER_KEY\"\n\
+         [[models]]\nalias = \"speech\"\nprovider = \"whisper\"\nupstream_model = \"whisper-1\"\n\
+         [[models]]\nalias = \"broken\"\nprovider = \"whisper\"\nupstream_model = \"fail-500\"\n\
+         [[models]]\nalias = \"picky\"\nprovider = \"whisper\"\nupstream_model = \"fail-400\"\n"
+    );
+    let web = start(&models, &[("TEST_WHISPER_KEY", "sk-whisper-secret")]).await;
+    let audio = vec![3u8; 2_048];
+    let (ct, body) = multipart(
+        &[
+            ("model", "speech"),
+            ("language", "de"),
+            ("response_format", "text"),
+        ],
+        &[("file", "memo.ogg", "audio/ogg", &audio)],
+    );
+    let resp = transcribe(&web, "/v1/audio/transcriptions", &ct, body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "heard memo.ogg:audio/ogg:2048");
+    let (fields, auth) = received.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Bearer sk-whisper-secret");
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // The upstream model name, JSON from the upstream (the gateway renders `text` itself).
+    assert_eq!(
+        fields,
+        [
+            ("model", "whisper-1"),
+            ("response_format", "json"),
+            ("language", "de"),
+            ("file", "memo.ogg:audio/ogg:2048")
+        ]
+    );
+    // Upstream failures follow the error contract: a 500 is a 502 with fixed text…
+    let (ct, body) = multipart(
+        &[("model", "broken")],
+        &[("file", "a.wav", "audio/wav", b"RIFF")],
+    );
+    let resp = transcribe(&web, "/v1/audio/transcriptions", &ct, body).await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "provider_error");
+    assert!(
+        !v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream says")
+    );
+    // …and a request the upstream refuses is the client's 400, with the upstream's reason.
+    let (ct, body) = multipart(
+        &[("model", "picky")],
+        &[("file", "a.wav", "audio/wav", b"RIFF")],
+    );
+    let resp = transcribe(&web, "/v1/audio/transcriptions", &ct, body).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["message"].as_str()),
+        (
+            Some("invalid_request"),
+            Some("upstream rejected the request: upstream says 400")
+        )
+    );
 }
