@@ -926,6 +926,18 @@ async fn invite_mode_without_codes_does_not_start() {
         err.to_string(),
         "web.chat_access: `invite` needs invite codes in $GATEHOUSE_INVITE_CODES (comma-separated)"
     );
+    // With codes it starts, and check-config names how many, never which.
+    let env: HashMap<String, String> = [(
+        "GATEHOUSE_INVITE_CODES".to_owned(),
+        "alpha-123,beta-456".to_owned(),
+    )]
+    .into();
+    let described = Config::load_with_env(Some(&path), &env).unwrap().describe();
+    assert!(
+        described.contains("chat access invite (2 invite codes, ***)"),
+        "{described}"
+    );
+    assert!(!described.contains("alpha-123") && !described.contains("beta-456"));
     // Bad input: an access mode that does not exist.
     std::fs::write(&path, "[web]\nchat_access = \"everyone\"\n").unwrap();
     let err = Config::load_with_env(Some(&path), &HashMap::new()).unwrap_err();

@@ -70,6 +70,28 @@ impl Config {
                 p.passthrough
             );
         }
+        let w = &self.web;
+        let _ = writeln!(
+            out,
+            "web: {}; chat access {}{}; user daily budget {}; session secret {}",
+            if w.enabled {
+                "/ and /admin served"
+            } else {
+                "off"
+            },
+            w.chat_access.as_str(),
+            if w.invite_codes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} invite codes, ***)", w.invite_codes.len())
+            },
+            dollars(w.user_daily_budget_micros),
+            if w.session_secret.is_some() {
+                "from the environment (***)"
+            } else {
+                "kept beside the SQLite database"
+            }
+        );
         let _ = writeln!(out, "models:");
         for m in &self.models {
             let caps: Vec<_> = m.capabilities.iter().map(|c| c.as_str()).collect();
