@@ -1082,6 +1082,18 @@ async fn each_browser_has_its_own_conversations_which_it_can_rename_cut_back_and
     .await
     .unwrap();
     assert_eq!(error_of(r).await.0, 404);
+    // Bad input: an API client claiming Alice's web id, to read her conversations.
+    let r = web
+        .client
+        .get(web.url("/v1/conversations"))
+        .header("x-gatehouse-user", alice_user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_request".into(), Some("user".into()))
+    );
     // Bad input: Bob claiming Alice's end-user id in the body.
     let r = call(
         reqwest::Method::POST,

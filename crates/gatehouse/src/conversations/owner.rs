@@ -21,7 +21,17 @@ pub struct Caller {
     pub key_id: Option<i64>,
     /// From the `x-gatehouse-user` header.
     pub user_header: Option<String>,
+    /// The request came through the web chat's session ([`WebSession`]): only then may the
+    /// end-user id start with `web:`.
+    pub web: bool,
 }
+
+/// Marks a request whose `x-gatehouse-user` the web chat's session set (never a client).
+#[derive(Debug, Clone, Copy)]
+pub struct WebSession;
+
+/// End-user ids of the web chat's anonymous sessions; nobody else may claim one.
+pub const WEB_USER_PREFIX: &str = "web:";
 
 /// A resolved owner: what the store matches on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +67,17 @@ impl Caller {
         let body_user = body_user.filter(|u| !u.is_empty());
         if let Some(u) = body_user {
             check_user("user", u)?;
+        }
+        if !self.web
+            && [self.user_header.as_deref(), body_user]
+                .into_iter()
+                .flatten()
+                .any(|u| u.starts_with(WEB_USER_PREFIX))
+        {
+            return Err(ApiError::invalid(
+                "user",
+                format!("end-user ids starting with `{WEB_USER_PREFIX}` belong to the web chat"),
+            ));
         }
         let user = match (&self.user_header, body_user) {
             (Some(h), Some(b)) if h != b => {
@@ -99,6 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         Ok(Caller {
             key_id,
             user_header,
+            web: parts.extensions.get::<WebSession>().is_some(),
         })
     }
 }
@@ -128,6 +150,7 @@ mod tests {
         let c = Caller {
             key_id: Some(3),
             user_header: Some("u1".into()),
+            web: false,
         };
         assert_eq!(c.owner(None).unwrap().user.as_deref(), Some("u1"));
         assert_eq!(c.owner(Some("u1")).unwrap().canonical(), "3:u1");
@@ -143,5 +166,37 @@ mod tests {
             Some("user")
         );
         assert_eq!(anon.owner(Some("")).unwrap().canonical(), "-:");
+    }
+
+    #[test]
+    fn only_the_web_chat_may_use_web_user_ids() {
+        // Bad input: an API client claiming a web chat user, in the header or the body.
+        let api = Caller {
+            user_header: Some("web:abc".into()),
+            ..Caller::default()
+        };
+        assert_eq!(api.owner(None).unwrap_err().param.as_deref(), Some("user"));
+        assert_eq!(
+            Caller::default()
+                .owner(Some("web:abc"))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("user")
+        );
+        let web = Caller {
+            user_header: Some("web:abc".into()),
+            web: true,
+            ..Caller::default()
+        };
+        assert_eq!(web.owner(None).unwrap().canonical(), "-:web:abc");
+        // Other ids that merely contain the word stay allowed.
+        assert_eq!(
+            Caller::default()
+                .owner(Some("my-web:x"))
+                .unwrap()
+                .canonical(),
+            "-:my-web:x"
+        );
     }
 }

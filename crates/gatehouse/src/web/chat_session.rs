@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::assistants::spec::AssistantSpec;
 use crate::auth::secrets_equal;
 use crate::config::web::ChatAccess;
+use crate::conversations::owner::WebSession;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::ValidJson;
 use crate::usage::now_ms;
@@ -42,7 +43,11 @@ pub struct ChatUser {
 impl ChatUser {
     /// The end-user id its requests carry.
     pub fn end_user(&self) -> String {
-        format!("web:{}", self.id)
+        format!(
+            "{}{}",
+            crate::conversations::owner::WEB_USER_PREFIX,
+            self.id
+        )
     }
 }
 
@@ -122,8 +127,10 @@ impl FromRequestParts<Arc<AppState>> for WebUser {
                 "This chat needs an invite code: enter it on the chat page",
             ));
         }
+        // The id is URL-safe base64: always a valid header value.
         if let Ok(v) = HeaderValue::from_str(&user.end_user()) {
             parts.headers.insert(USER_HEADER, v);
+            parts.extensions.insert(WebSession);
         }
         Ok(WebUser { user })
     }
