@@ -7,12 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gatehouse::config::Config;
-use mimalloc::MiMalloc;
-
-// mimalloc: fewer cycles per allocation than glibc's malloc under the many small, short-lived
-// allocations of request handling (measured with bench/run.sh).
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "gatehouse", about = "Self-hosted LLM gateway", version)]
