@@ -45,6 +45,7 @@ macro_rules! migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_usage_records"),
     migration!(2, "0002_usage_routing"),
+    migration!(3, "0003_keys_and_audit"),
 ];
 
 /// The newest schema version this build knows.
