@@ -30,6 +30,11 @@ pub enum ErrorCode {
     ProviderTimeout,
     NoHealthyDeployment,
     NoViableModel,
+    ModelNotAllowed,
+    RateLimited,
+    BudgetExceeded,
+    BudgetUnavailable,
+    QueueTimeout,
     ShuttingDown,
     Internal,
 }
@@ -54,6 +59,11 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
+            ErrorCode::ModelNotAllowed => "model_not_allowed",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::BudgetUnavailable => "budget_unavailable",
+            ErrorCode::QueueTimeout => "queue_timeout",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -66,7 +76,11 @@ impl ErrorCode {
             | ErrorCode::ContextLengthExceeded
             | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
-            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
+            ErrorCode::Forbidden | ErrorCode::ModelNotAllowed => {
+                (StatusCode::FORBIDDEN, "permission_error")
+            }
+            ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            ErrorCode::BudgetExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
             ErrorCode::ModelNotFound | ErrorCode::NotFound => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
@@ -81,7 +95,9 @@ impl ErrorCode {
             ErrorCode::ProviderRateLimited
             | ErrorCode::ShuttingDown
             | ErrorCode::NoHealthyDeployment
-            | ErrorCode::NoViableModel => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+            | ErrorCode::NoViableModel
+            | ErrorCode::BudgetUnavailable
+            | ErrorCode::QueueTimeout => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }
@@ -180,6 +196,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if self.code == ErrorCode::BudgetExceeded {
+            // The official SDKs stop retrying on this header: waiting will not help.
+            resp.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
         }
         resp.extensions_mut().insert(ErrorMarker(self.code));
         resp

@@ -1,7 +1,9 @@
 //! Gatehouse: a self-hosted LLM gateway. [`start`] builds everything from a [`Config`] and serves
 //! on a listener until told to stop; the binary and the integration tests both use it.
 
+pub mod access;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod config;
@@ -12,6 +14,7 @@ pub mod ops;
 pub mod resilience;
 pub mod routes;
 pub mod routing;
+pub mod security;
 pub mod telemetry;
 pub mod usage;
 
@@ -36,6 +39,11 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    /// An unsafe setup, with what to change.
+    #[error("{0}")]
+    Insecure(String),
+    #[error("access control: {0}")]
+    Access(String),
     #[error("could not listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -50,6 +58,8 @@ pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     writer: store::LedgerWriter,
+    audit_writer: audit::AuditWriter,
+    access_tasks: access::AccessTasks,
 }
 
 /// Open the store, start the ledger writer and serve `config` on `listener`.
@@ -60,6 +70,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
             addr: config.server.listen,
             source,
         })?;
+    access::check_listener(&config, addr).map_err(StartupError::Insecure)?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
     let router = ModelRouter::build(&config);
@@ -68,13 +79,24 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         config.resilience.retry_budget_ratio,
         config.resilience.retry_budget_min_per_sec,
     );
+    let metrics = Metrics::new();
+    let (audit, audit_writer) = audit::Audit::start(
+        store.clone(),
+        &config.access.audit,
+        metrics.access.audit_dropped.clone(),
+    );
+    let (access, access_tasks) =
+        access::Access::start(&config, store.clone(), Arc::clone(&metrics), audit, addr)
+            .await
+            .map_err(StartupError::Access)?;
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
         store,
         ledger,
-        metrics: Metrics::new(),
+        metrics,
         retry_budget,
+        access,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -82,7 +104,11 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
     let server = tokio::spawn(async move {
         let (drained_tx, drained_rx) = oneshot::channel::<()>();
         let mut stop_rx = stop_rx;
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             let _ = (&mut stop_rx).await;
             let _ = drained_tx.send(());
         });
@@ -110,6 +136,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         stop: Some(stop_tx),
         server,
         writer,
+        audit_writer,
+        access_tasks,
     })
 }
 
@@ -121,6 +149,8 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        self.access_tasks.shutdown().await;
+        self.audit_writer.shutdown().await;
         let stats = self.writer.shutdown().await;
         self.state.store.close().await;
         stats

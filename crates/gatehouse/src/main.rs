@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `serve`, `check-config`, `version`.
+//! The `gatehouse` command line: `serve`, `keys`, `check-config`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process run")]
 enum Command {
     /// Run the gateway (the default command).
     Serve {
@@ -27,6 +28,9 @@ enum Command {
     },
     /// Validate the configuration and print what it resolves to, secrets masked.
     CheckConfig,
+    /// Manage API keys in the configured database.
+    #[command(subcommand)]
+    Keys(gatehouse::access::cli::KeysCommand),
     /// Print the version.
     Version,
 }
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
+        Command::Keys(cmd) => gatehouse::access::cli::main(&config, cmd),
         Command::Version => ExitCode::SUCCESS,
     }
 }

@@ -137,14 +137,21 @@ async fn openapi_covers_every_route() {
     assert_eq!(
         paths,
         vec![
+            "/admin/api/audit",
             "/admin/api/deployments",
+            "/admin/api/keys",
+            "/admin/api/keys/{id}",
+            "/admin/api/keys/{id}/budget/reset",
+            "/admin/api/keys/{id}/revoke",
+            "/admin/api/keys/{id}/rotate",
             "/health",
             "/metrics",
             "/openapi.json",
             "/ready",
             "/v1/chat/completions",
             "/v1/embeddings",
-            "/v1/models"
+            "/v1/models",
+            "/v1/usage"
         ]
     );
     assert!(doc["components"]["schemas"]["ChatRequest"].is_object());

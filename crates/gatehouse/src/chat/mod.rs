@@ -19,6 +19,7 @@ use store::{Route, UsageRecord};
 use self::pipeline::{Answer, Attempts, CallKind};
 use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 use crate::resilience::ModelGroup;
@@ -48,10 +49,20 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    axum::Extension(principal): axum::Extension<Principal>,
     ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let include_usage = req.wants_usage_chunk();
-    match run(&state, &request_id, Route::Chat, req, Instant::now()).await? {
+    match run(
+        &state,
+        &request_id,
+        &principal,
+        Route::Chat,
+        req,
+        Instant::now(),
+    )
+    .await?
+    {
         Outcome::Complete(resp) => Ok(Json(resp).into_response()),
         Outcome::Stream(frames) => Ok(render::openai_sse(frames, include_usage)),
     }
@@ -67,17 +78,20 @@ pub enum Outcome {
 pub async fn run(
     state: &Arc<AppState>,
     request_id: &RequestId,
+    principal: &Principal,
     route: Route,
     mut req: ChatRequest,
     started: Instant,
 ) -> Result<Outcome, ApiError> {
-    let chain = plan(state, &req)?;
+    let mut chain = plan(state, &req)?;
     let stripped = validate::validate(&mut req, &state.config.validation)?;
     if stripped > 0 {
         state.metrics.control_chars_stripped.inc_by(stripped);
     }
+    let admission = crate::access::admit_chat(state, principal, &req, &mut chain).await?;
     let first = Arc::clone(&chain[0].deployments[0].target);
     let mut guard = UsageGuard::new(Arc::clone(state), request_id, route, first, started);
+    guard.set_admission(admission);
     let mut attempts = Attempts::new(Arc::clone(state), chain);
     if req.is_stream() {
         return stream::start(attempts, req, guard)

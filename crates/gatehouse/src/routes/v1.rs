@@ -13,4 +13,5 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(ops::list_models))
+        .route("/v1/usage", get(crate::access::usage::own_usage))
 }

@@ -78,6 +78,7 @@ pub struct Metrics {
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
+    pub access: crate::access::metrics::AccessMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -109,6 +110,7 @@ impl Metrics {
             ledger_written: Counter::default(),
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
+            access: crate::access::metrics::AccessMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -201,6 +203,7 @@ impl Metrics {
             "Failed ledger batch writes (retried)",
             m.ledger_write_errors.clone(),
         );
+        m.access.register(&mut registry);
         Arc::new(Metrics { registry, ..m })
     }
 

@@ -23,6 +23,8 @@ pub struct UsageGuard {
     route_label: &'static str,
     error: Option<ErrorCode>,
     done: bool,
+    /// Rate-limit, lease and budget charges, settled with the recorded usage in `emit`.
+    admission: Option<crate::access::Admission>,
 }
 
 impl UsageGuard {
@@ -73,7 +75,15 @@ impl UsageGuard {
             route_label,
             error: None,
             done: false,
+            admission: None,
         }
+    }
+
+    /// Attach the request's admission (and its key to the record): it is settled with the
+    /// actual tokens and cost when this guard records the request, however that happens.
+    pub fn set_admission(&mut self, admission: crate::access::Admission) {
+        self.record.key_id = admission.key_id();
+        self.admission = Some(admission);
     }
 
     pub fn set_flag(&mut self, flag: i64) {
@@ -245,6 +255,10 @@ impl UsageGuard {
             fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
+        if let Some(mut a) = self.admission.take() {
+            let tokens = r.prompt_tokens.saturating_add(r.completion_tokens);
+            a.settle(u64::try_from(tokens).unwrap_or(0), r.cost_micros);
+        }
         self.state.ledger.record(self.record.clone());
     }
 }
