@@ -50,17 +50,30 @@ pub struct LimitInfo {
     pub tokens: Option<Triple>,
 }
 
-/// Where admission leaves [`LimitInfo`] for the layer to turn into headers.
+/// Where admission leaves [`LimitInfo`] (and a budget downgrade) for the layer to turn into
+/// headers.
 #[derive(Debug, Default)]
-pub struct LimitSlot(Mutex<Option<LimitInfo>>);
+pub struct LimitSlot(Mutex<(Option<LimitInfo>, Option<String>)>);
 
 impl LimitSlot {
     pub fn set(&self, info: LimitInfo) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(info);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(info);
     }
 
     pub fn get(&self) -> Option<LimitInfo> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    pub fn set_downgraded_from(&self, alias: String) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 = Some(alias);
+    }
+
+    pub fn downgraded_from(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
     }
 }
 
@@ -407,6 +420,7 @@ async fn admit(
             access.metrics.access.budget_downgrades.inc();
             (verdict, used, plan, tokens) = (v, u, retry, t);
             *chain = groups.to_vec();
+            principal.limits.set_downgraded_from(alias.clone());
             downgraded_from = Some(alias.clone());
         }
     }

@@ -92,6 +92,11 @@ pub async fn access_layer(
             if let Some(info) = slot.get() {
                 write_headers(resp.headers_mut(), &info);
             }
+            if let Some(alias) = slot.downgraded_from()
+                && let Ok(v) = HeaderValue::from_str(&alias)
+            {
+                resp.headers_mut().insert("x-gatehouse-downgraded-from", v);
+            }
             resp
         }
     }
