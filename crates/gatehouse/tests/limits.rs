@@ -328,3 +328,65 @@ async fn streams_hold_their_permit_until_they_end_and_open_mode_reports_no_key_l
     assert_eq!(ready["access"]["concurrency"]["in_flight"], 0);
     assert_eq!(ready["access"]["open_mode"], true);
 }
+
+#[tokio::test]
+async fn public_routes_are_limited_per_subject_and_anonymous_traffic_together() {
+    let up = MockUpstream::start(Behavior::ok("x")).await;
+    let gate = start(
+        &up.base_url,
+        &temp_db_url(),
+        "[limits]\nanonymous_rpm = 25\n",
+    )
+    .await;
+    let access = &gate.running.as_ref().unwrap().state.access;
+    use gatehouse::access::public::PublicRoute::{WebChat, WhatsApp};
+    // Web chat: 20 per minute per user (the default).
+    for i in 0..20 {
+        let info = access.limit_public(WebChat, "user-1", false).await.unwrap();
+        assert_eq!(info.requests.unwrap().remaining, 19 - i);
+    }
+    let e = access
+        .limit_public(WebChat, "user-1", false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code.as_str(), "rate_limit_exceeded");
+    assert_eq!(
+        e.message,
+        "Rate limit reached for you: 20 requests per minute. Try again in 3s."
+    );
+    // WhatsApp: 10 per minute per number, counted apart from the web.
+    for _ in 0..10 {
+        assert!(
+            access
+                .limit_public(WhatsApp, "+4915100000", false)
+                .await
+                .is_ok()
+        );
+    }
+    assert!(
+        access
+            .limit_public(WhatsApp, "+4915100000", false)
+            .await
+            .is_err()
+    );
+    // Anonymous traffic (signed-out web users, by IP): 25 per minute for all of them together.
+    for i in 0..25 {
+        assert!(
+            access
+                .limit_public(WebChat, &format!("ip:10.0.0.{}", i % 2), true)
+                .await
+                .is_ok()
+                || i >= 20
+        );
+    }
+    let e = access
+        .limit_public(WebChat, "ip:10.0.0.9", true)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .starts_with("Rate limit reached for anonymous traffic: 25 requests per minute"),
+        "{}",
+        e.message
+    );
+}

@@ -10,21 +10,22 @@
 //! their own reservations (a provider counting more prompt tokens than the estimate, or ignoring
 //! `max_tokens`); never by the sum of concurrent requests.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use providers::{ChatRequest, EmbeddingInput, EmbeddingsRequest, Usage};
 
 use super::gate::{GateError, Permit};
+use super::headers::limit_info;
 use super::keys::ApiKey;
 use super::metrics::{LaneLabel, ReasonLabel, ScopeLabel};
 use super::plan::{
     Bucket, BudgetCharge, BudgetScope, BudgetSettle, Dim, Lease, Plan, Scope, Settlement,
     TokenCorrection, Verdict,
 };
-use super::{Access, Priority, Used, gcra};
+use super::reject::{dollars, rate_limited, reject_audit};
+use super::{Access, Priority, Used};
 use crate::app::AppState;
-use crate::audit;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
 use crate::resilience::ModelGroup;
@@ -34,48 +35,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// Tokens and cost a request may reach on the given groups.
 type Sizer<'a> = dyn Fn(&[Arc<ModelGroup>]) -> (u64, i64) + Sync + 'a;
-
-/// `x-ratelimit-*` values of one dimension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Triple {
-    pub limit: u64,
-    pub remaining: u64,
-    pub reset_us: i64,
-}
-
-/// What the response headers report: the tightest request and token limits that applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitInfo {
-    pub requests: Option<Triple>,
-    pub tokens: Option<Triple>,
-}
-
-/// Where admission leaves [`LimitInfo`] (and a budget downgrade) for the layer to turn into
-/// headers.
-#[derive(Debug, Default)]
-pub struct LimitSlot(Mutex<(Option<LimitInfo>, Option<String>)>);
-
-impl LimitSlot {
-    pub fn set(&self, info: LimitInfo) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(info);
-    }
-
-    pub fn get(&self) -> Option<LimitInfo> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).0
-    }
-
-    pub fn set_downgraded_from(&self, alias: String) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 = Some(alias);
-    }
-
-    pub fn downgraded_from(&self) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone()
-    }
-}
 
 /// Who to name in a budget alert.
 #[derive(Debug, Clone, Default)]
@@ -315,32 +274,6 @@ fn build_plan(
     plan
 }
 
-/// The tightest limit of each dimension after an admitted plan.
-pub fn limit_info(plan: &Plan, states: &[super::plan::BucketState]) -> LimitInfo {
-    let mut info = LimitInfo::default();
-    for (b, s) in plan.buckets.iter().zip(states) {
-        let t = Triple {
-            limit: b.limit,
-            remaining: gcra::remaining(s.ahead_us, b.limit, b.period),
-            reset_us: s.ahead_us,
-        };
-        let slot = match b.dim {
-            Dim::Requests => &mut info.requests,
-            Dim::Tokens => &mut info.tokens,
-        };
-        if slot.is_none_or(|cur| t.remaining < cur.remaining) {
-            *slot = Some(t);
-        }
-    }
-    info
-}
-
-fn dollars(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let m = micros.unsigned_abs();
-    format!("{sign}${}.{:06}", m / 1_000_000, m % 1_000_000)
-}
-
 /// Admit a chat request; may replace `chain` with the budget downgrade model.
 pub async fn admit_chat(
     state: &Arc<AppState>,
@@ -560,81 +493,6 @@ async fn run(access: &Access, plan: &Plan) -> Result<(Verdict, Used), ApiError> 
             )
         }
     })
-}
-
-fn rate_limited(
-    access: &Access,
-    principal: &Principal,
-    plan: &Plan,
-    index: usize,
-    retry_after: Option<Duration>,
-) -> ApiError {
-    let b = &plan.buckets[index];
-    access
-        .metrics
-        .access
-        .rate_limited
-        .get_or_create(&ScopeLabel {
-            scope: b.scope.as_str(),
-        })
-        .inc();
-    reject_audit(access, principal, "ratelimit.reject", b.scope.as_str());
-    let unit = match b.dim {
-        Dim::Requests => "requests",
-        Dim::Tokens => "tokens",
-    };
-    let whose = match b.scope {
-        Scope::Key => "this API key",
-        Scope::User => "this end user",
-        Scope::Global => "the gateway",
-        _ => "this client",
-    };
-    let triple = Triple {
-        limit: b.limit,
-        remaining: 0,
-        reset_us: retry_after.map_or(i64::MAX, gcra::micros),
-    };
-    let mut info = principal.limits.get().unwrap_or_default();
-    match b.dim {
-        Dim::Requests => info.requests = Some(triple),
-        Dim::Tokens => info.tokens = Some(triple),
-    }
-    principal.limits.set(info);
-    let message = match retry_after {
-        Some(d) => format!(
-            "Rate limit reached for {unit} per minute on {whose}: limit {}, requested {}. Try again in {}.",
-            b.limit,
-            b.cost,
-            gcra::format_reset(gcra::micros(d))
-        ),
-        None => format!(
-            "This request needs {} {unit}, more than the {} {unit} per minute allowed for {whose}; reduce max_tokens or the prompt.",
-            b.cost, b.limit
-        ),
-    };
-    ApiError {
-        retry_after: Some(retry_after.unwrap_or(MINUTE)),
-        ..ApiError::new(ErrorCode::RateLimited, message)
-    }
-}
-
-/// A sampled audit entry for a refused request.
-pub fn reject_audit(access: &Access, principal: &Principal, action: &str, reason: &str) {
-    let (actor, subject) = match &principal.key {
-        Some(k) => (format!("key:{}", k.id), format!("key:{}", k.id)),
-        None => {
-            let ip = principal
-                .ip
-                .map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-            (format!("ip:{ip}"), format!("ip:{ip}"))
-        }
-    };
-    let mut e = audit::entry(actor, action, Some(subject.clone()), "denied");
-    e.ip = principal.ip.map(|i| i.to_string());
-    e.detail = Some(serde_json::json!({ "reason": reason }).to_string());
-    access
-        .audit
-        .record_sampled(&format!("{subject}|{reason}"), e);
 }
 
 impl Access {

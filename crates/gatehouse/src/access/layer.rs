@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue};
 
-use super::admit::{LimitInfo, LimitSlot, Triple, limit_info};
+use super::headers::{LimitInfo, LimitSlot, Triple, limit_info};
 use super::keys::{AuthFailure, visible_prefix};
 use super::metrics::{ReasonLabel, ScopeLabel};
 use super::plan::{Bucket, Dim, Plan, Scope, Verdict};

@@ -20,12 +20,15 @@ pub mod api;
 pub mod cli;
 pub mod gate;
 pub mod gcra;
+pub mod headers;
 pub mod keys;
 pub mod layer;
 pub mod local;
 pub mod metrics;
 pub mod plan;
+pub mod public;
 pub mod redis;
+pub mod reject;
 mod tasks;
 pub mod usage;
 

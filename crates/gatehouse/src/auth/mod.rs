@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::access::Priority;
-use crate::access::admit::LimitSlot;
+use crate::access::headers::LimitSlot;
 use crate::access::keys::ApiKey;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
