@@ -21,6 +21,9 @@ BENCH_GATEHOUSE_CONFIG=${BENCH_GATEHOUSE_CONFIG:-}
 BENCH_GATEHOUSE_KEY=${BENCH_GATEHOUSE_KEY:-}
 BENCH_LOADGEN=${BENCH_LOADGEN:-oha}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+# off: no keys (open mode); inprocess: a key + rate limits + a budget on every request;
+# redis: the same with the limits and budget in a throwaway redis-server.
+BENCH_ACCESS=${BENCH_ACCESS:-off}
 
 OUT=bench/out
 RAW=$OUT/raw
@@ -28,6 +31,8 @@ BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
 CLK_TCK=$(getconf CLK_TCK)
 MOCK_PID=""
 GATEHOUSE_PID=""
+REDIS_PID=""
+REDIS_ADDR=""
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -37,7 +42,7 @@ die() {
 
 cleanup() {
     local pid
-    for pid in "$GATEHOUSE_PID" "$MOCK_PID"; do
+    for pid in "$GATEHOUSE_PID" "$MOCK_PID" "$REDIS_PID"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -159,16 +164,46 @@ upstream_model = "bench-model"
 input_usd_per_mtok = "1.00"
 output_usd_per_mtok = "2.00"
 EOF
+    if [[ "$BENCH_ACCESS" == redis ]]; then
+        printf '\n[redis]\nurl = "redis://%s"\n' "$REDIS_ADDR" >>"$OUT/gatehouse.toml"
+    fi
     echo "$OUT/gatehouse.toml"
+}
+
+# Starts a throwaway redis-server on a free loopback port (REDIS_ADDR).
+start_redis() {
+    command -v redis-server >/dev/null || die "BENCH_ACCESS=redis needs redis-server (apt-get install redis-server)"
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+    REDIS_PID=$!
+    REDIS_ADDR="127.0.0.1:$port"
+    wait_for_port "$REDIS_ADDR" "$REDIS_PID" redis-server "$OUT/redis.log"
+}
+
+# A key with limits far above the load (every request is checked, none refused) and a budget,
+# created with the CLI before Gatehouse starts.
+create_bench_key() {
+    BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} "$BIN_DIR/gatehouse" keys create \
+        --config "$1" --name bench --rpm 100000000 --tpm 100000000000 \
+        --daily-budget-usd 1000000 --monthly-budget-usd 10000000 2>>"$OUT/gatehouse.log"
 }
 
 start_gatehouse() {
     local config=$BENCH_GATEHOUSE_CONFIG
+    if [[ "$BENCH_ACCESS" == redis ]]; then
+        start_redis
+    fi
     if [[ -z "$config" ]]; then
         config=$(write_gatehouse_config)
         rm -f "$OUT"/gatehouse.db "$OUT"/gatehouse.db-wal "$OUT"/gatehouse.db-shm
     fi
     port_free "$BENCH_GATEHOUSE_ADDR" || die "$BENCH_GATEHOUSE_ADDR is already in use (set BENCH_GATEHOUSE_ADDR)"
+    if [[ "$BENCH_ACCESS" != off ]]; then
+        BENCH_GATEHOUSE_KEY=$(create_bench_key "$config")
+        [[ -n "$BENCH_GATEHOUSE_KEY" ]] || die "could not create the benchmark key; see $OUT/gatehouse.log"
+        log "access on ($BENCH_ACCESS): key, rate limits and budget checked on every request"
+    fi
     BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} \
         "$BIN_DIR/gatehouse" serve --config "$config" >"$OUT/gatehouse.log" 2>&1 &
     GATEHOUSE_PID=$!
@@ -276,6 +311,7 @@ main() {
         echo "- scenarios: c$BENCH_CONCURRENCY = closed loop; qN = fixed rate N req/s (latency-corrected);" \
             "stream = \"stream\": true with include_usage"
         echo "- CPU µs/req and peak RSS are the target process's own: the mock for direct, Gatehouse for gatehouse"
+        echo "- access: $BENCH_ACCESS (off = open mode; inprocess/redis = API key + rate limits + budget on every request)"
     } >"$OUT/meta.md"
     python3 bench/report.py table "$OUT/runs.tsv" "$OUT/meta.md" | tee "$OUT/results.md"
 }
