@@ -214,6 +214,14 @@ impl Access {
     /// Run a plan on Redis when it is up, else in process. A Redis failure marks it down and
     /// falls back: rate buckets and leases locally, budgets per the failure policy.
     pub async fn run_plan(&self, plan: &Plan) -> Result<(Verdict, Used), BudgetUnavailable> {
+        if plan.is_empty() {
+            // Nothing to check (open mode without global limits): no backend round trip.
+            let none = Verdict::Admitted {
+                buckets: Vec::new(),
+                budgets: Vec::new(),
+            };
+            return Ok((none, Used::Local));
+        }
         if let Some(r) = &self.redis {
             if r.is_up() {
                 match r.admit(plan).await {
