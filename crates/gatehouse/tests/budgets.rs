@@ -199,3 +199,59 @@ async fn exhausted_budgets_downgrade_when_the_key_allows_it() {
         1_029
     );
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_still_settles() {
+    let up = MockUpstream::start(
+        Behavior::ok("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10").with_chunk_delay(Duration::from_millis(200)),
+    )
+    .await;
+    let gate = start(&up.base_url, &temp_db_url(), "").await;
+    let (key, _) = create_key(
+        &gate,
+        json!({"name": "leaver", "max_concurrent": 1, "daily_budget_micros": RESERVATION}),
+    )
+    .await;
+    let mut body = small_chat();
+    body["stream"] = json!(true);
+    let mut resp = access::chat_with(&gate, &key, &body).await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: "));
+    // While it streams, the key's only slot and its whole budget are taken.
+    assert_eq!(chat(&gate, &key).await.status(), 429);
+    drop(resp);
+    tokio::time::timeout(Duration::from_secs(10), up.wait_for_disconnect())
+        .await
+        .unwrap();
+    // The reservation was swapped for what was generated before the client left, and the slot
+    // was given back, without the client's help.
+    let usage = |k: String| {
+        let (c, u) = (gate.client.clone(), gate.url("/v1/usage"));
+        async move {
+            c.get(u)
+                .bearer_auth(k)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let settled = eventually(Duration::from_secs(3), || async {
+        usage(key.clone()).await["budgets"]["daily"]["reserved_micros"] == 0
+    })
+    .await;
+    assert!(settled.is_some());
+    let spent = usage(key.clone()).await["budgets"]["daily"]["spent_micros"]
+        .as_i64()
+        .unwrap();
+    // 7 prompt tokens (17.5) plus a word or two of output (10 per token): far below 1,018.
+    assert!((18..RESERVATION).contains(&spent), "{spent}");
+    up.set_behavior(Behavior::ok("x").with_usage(1, 1, 0));
+    let r = chat(&gate, &key).await;
+    assert_eq!(r.status(), 429, "the budget left is below one reservation");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+}
