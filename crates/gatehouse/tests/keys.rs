@@ -301,14 +301,22 @@ async fn usage_reports_the_callers_own_limits_budgets_and_spend() {
     assert_eq!(r.status(), 401);
 }
 
-fn cli(db: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env_remove("GATEHOUSE_CONFIG")
-        .env_remove("OPENAI_API_KEY")
-        .output()
-        .unwrap();
+/// Run the CLI off the runtime's thread: the server under test shares this runtime, and a
+/// blocked thread would stall its database writes (holding SQLite's write lock) meanwhile.
+async fn cli(db: &str, args: &[&str]) -> (bool, String, String) {
+    let db = db.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(&args)
+            .env("DATABASE_URL", db)
+            .env_remove("GATEHOUSE_CONFIG")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -339,7 +347,8 @@ async fn the_cli_manages_keys_a_running_instance_honours() {
             "--priority",
             "batch",
         ],
-    );
+    )
+    .await;
     assert!(ok, "{err}");
     let key = out.trim().to_owned();
     assert_eq!(key.len(), 45);
@@ -349,7 +358,7 @@ async fn the_cli_manages_keys_a_running_instance_honours() {
     })
     .await;
     assert!(seen.is_some());
-    let (ok, out, _) = cli(&db, &["keys", "list", "--json"]);
+    let (ok, out, _) = cli(&db, &["keys", "list", "--json"]).await;
     assert!(ok);
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list[0]["daily_budget_micros"], 1_500_000);
@@ -357,12 +366,12 @@ async fn the_cli_manages_keys_a_running_instance_honours() {
     assert_eq!(list[0]["priority"], "batch");
     assert!(!out.contains(&key[13..]));
     let id = list[0]["id"].as_i64().unwrap().to_string();
-    let (ok, out, _) = cli(&db, &["keys", "show", &id]);
+    let (ok, out, _) = cli(&db, &["keys", "show", &id]).await;
     assert!(ok && out.contains("from-cli"));
-    let (ok, out, _) = cli(&db, &["keys", "rotate", &id]);
+    let (ok, out, _) = cli(&db, &["keys", "rotate", &id]).await;
     assert!(ok);
     let rotated = out.trim().to_owned();
-    let (ok, out, _) = cli(&db, &["keys", "revoke", &id]);
+    let (ok, out, _) = cli(&db, &["keys", "revoke", &id]).await;
     assert!(ok && out.starts_with("revoked key"), "{out}");
     let refused = eventually(Duration::from_secs(2), || async {
         chat(&gate, &rotated).await.status() == 401
@@ -380,14 +389,16 @@ async fn the_cli_manages_keys_a_running_instance_honours() {
             "--daily-budget-usd",
             "0.0000001",
         ],
-    );
+    )
+    .await;
     assert!(!ok && err.contains("--daily-budget-usd"), "{err}");
     let (ok, _, err) = cli(
         &db,
         &["keys", "create", "--name", "x", "--expires-in", "30"],
-    );
+    )
+    .await;
     assert!(!ok && err.contains("lifetime"), "{err}");
-    let (ok, _, err) = cli(&db, &["keys", "revoke", "424242"]);
+    let (ok, _, err) = cli(&db, &["keys", "revoke", "424242"]).await;
     assert!(!ok && err.contains("no key with id 424242"), "{err}");
     let audit = admin_get(&gate, &format!("/admin/api/audit?target=key:{id}")).await;
     let actors: Vec<&str> = audit["data"]

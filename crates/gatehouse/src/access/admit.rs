@@ -425,9 +425,11 @@ async fn admit(
             .map(|b| (b.key.clone(), b.limit, b.period))
             .collect(),
         lease: plan.lease.as_ref().map(|l| (l.key.clone(), l.id.clone())),
+        // A fallback admission (Redis down) reserved no budget: it has nothing to give back.
         budgets: plan
             .budgets
             .iter()
+            .filter(|_| !(used == Used::Local && access.redis.is_some()))
             .map(|b| BudgetSettle {
                 key: b.key.clone(),
                 scope: b.scope,

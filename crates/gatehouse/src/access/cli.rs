@@ -276,6 +276,12 @@ async fn run_on(store: &Store, cmd: KeysCommand) -> Result<(), String> {
 
 /// For the binary: run and turn the outcome into an exit code.
 pub fn main(config: &Config, cmd: KeysCommand) -> ExitCode {
+    // Errors of the store go to stderr (stdout carries keys and listings).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .try_init();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
