@@ -2,6 +2,8 @@
 # Gatehouse overhead benchmark: the same load sent straight to the mock upstream ("direct") and
 # through Gatehouse ("gatehouse"), closed loop and at fixed rates, streaming and not. Prints a
 # markdown table of medians over BENCH_RUNS runs and writes it to bench/out/results.md.
+# BENCH_FAULTS=1 instead compares Gatehouse in front of a clean mock ("clean") with Gatehouse in
+# front of a mock answering BENCH_FAULT_RATE of requests with 500, retries on ("faults").
 # See bench/README.md for how to read it.
 set -euo pipefail
 
@@ -21,18 +23,24 @@ BENCH_GATEHOUSE_CONFIG=${BENCH_GATEHOUSE_CONFIG:-}
 BENCH_GATEHOUSE_KEY=${BENCH_GATEHOUSE_KEY:-}
 BENCH_LOADGEN=${BENCH_LOADGEN:-oha}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+BENCH_FAULTS=${BENCH_FAULTS:-0}
 # off: no keys (open mode); inprocess: a key + rate limits + a budget on every request;
 # redis: the same with the limits and budget in a throwaway redis-server.
 BENCH_ACCESS=${BENCH_ACCESS:-off}
+BENCH_FAULT_RATE=${BENCH_FAULT_RATE:-0.1}
+BENCH_FAULT_MOCK_ADDR=${BENCH_FAULT_MOCK_ADDR:-127.0.0.1:9002}
+BENCH_FAULT_GATEHOUSE_ADDR=${BENCH_FAULT_GATEHOUSE_ADDR:-127.0.0.1:8081}
+BENCH_FAULTS_RETRY=${BENCH_FAULTS_RETRY:-1}
+# The retry configuration of the faults target (issue 4's resilience work).
+BENCH_FAULTS_RESILIENCE=${BENCH_FAULTS_RESILIENCE:-max_attempts = 3}
 
 OUT=bench/out
 RAW=$OUT/raw
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
 CLK_TCK=$(getconf CLK_TCK)
-MOCK_PID=""
-GATEHOUSE_PID=""
-REDIS_PID=""
-REDIS_ADDR=""
+PIDS=()        # every process started, stopped on exit
+STARTED_PID="" # the one start_mock / start_gatehouse just started
+TARGETS=()     # NAME|URL|PID|MOCK_ADDR per measured target
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -42,7 +50,7 @@ die() {
 
 cleanup() {
     local pid
-    for pid in "$GATEHOUSE_PID" "$MOCK_PID" "$REDIS_PID"; do
+    for pid in "${PIDS[@]}"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -137,24 +145,30 @@ port_free() {
     ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
-start_mock() {
-    port_free "$BENCH_MOCK_ADDR" || die "$BENCH_MOCK_ADDR is already in use (set BENCH_MOCK_ADDR)"
-    "$BIN_DIR/mock-upstream" --listen "$BENCH_MOCK_ADDR" --threads "$BENCH_MOCK_THREADS" >"$OUT/mock-upstream.log" 2>&1 &
-    MOCK_PID=$!
-    wait_for_port "$BENCH_MOCK_ADDR" "$MOCK_PID" mock-upstream "$OUT/mock-upstream.log"
+start_mock() { # start_mock NAME ADDR [MOCK ARGS...]: sets STARTED_PID
+    local name=$1 addr=$2
+    shift 2
+    port_free "$addr" || die "$addr is already in use (set BENCH_MOCK_ADDR / BENCH_FAULT_MOCK_ADDR)"
+    "$BIN_DIR/mock-upstream" --listen "$addr" --threads "$BENCH_MOCK_THREADS" "$@" >"$OUT/$name.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_for_port "$addr" "$STARTED_PID" "$name" "$OUT/$name.log"
 }
 
+# write_gatehouse_config NAME LISTEN MOCK_ADDR [EXTRA_TOML]: writes $OUT/NAME.toml (SQLite at
+# $OUT/NAME.db, removed first) and prints its path.
 write_gatehouse_config() {
-    cat >"$OUT/gatehouse.toml" <<EOF
+    local name=$1 listen=$2 mock=$3 extra=${4:-}
+    cat >"$OUT/$name.toml" <<EOF
 [server]
-listen = "$BENCH_GATEHOUSE_ADDR"
+listen = "$listen"
 
 [database]
-url = "sqlite://$OUT/gatehouse.db"
+url = "sqlite://$OUT/$name.db"
 
 [providers.up]
 kind = "openai"
-base_url = "http://$BENCH_MOCK_ADDR/v1"
+base_url = "http://$mock/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 
 [[models]]
@@ -164,51 +178,50 @@ upstream_model = "bench-model"
 input_usd_per_mtok = "1.00"
 output_usd_per_mtok = "2.00"
 EOF
-    if [[ "$BENCH_ACCESS" == redis ]]; then
-        printf '\n[redis]\nurl = "redis://%s"\n' "$REDIS_ADDR" >>"$OUT/gatehouse.toml"
+    if [[ -n "$extra" ]]; then
+        printf '\n%s\n' "$extra" >>"$OUT/$name.toml"
     fi
-    echo "$OUT/gatehouse.toml"
+    rm -f "$OUT/$name.db" "$OUT/$name.db-wal" "$OUT/$name.db-shm"
+    echo "$OUT/$name.toml"
 }
 
-# Starts a throwaway redis-server on a free loopback port (REDIS_ADDR).
-start_redis() {
+gatehouse_env() { BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} "$@"; }
+
+# Starts a throwaway redis-server on a free loopback port (stopped on exit): sets ACCESS_REDIS_URL.
+start_access_redis() {
     command -v redis-server >/dev/null || die "BENCH_ACCESS=redis needs redis-server (apt-get install redis-server)"
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
-    REDIS_PID=$!
-    REDIS_ADDR="127.0.0.1:$port"
-    wait_for_port "$REDIS_ADDR" "$REDIS_PID" redis-server "$OUT/redis.log"
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for_port "127.0.0.1:$port" "$pid" redis-server "$OUT/redis.log"
+    ACCESS_REDIS_URL="redis://127.0.0.1:$port"
 }
 
-# A key with limits far above the load (every request is checked, none refused) and a budget,
-# created with the CLI before Gatehouse starts.
-create_bench_key() {
-    BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} "$BIN_DIR/gatehouse" keys create \
-        --config "$1" --name bench --rpm 100000000 --tpm 100000000000 \
-        --daily-budget-usd 1000000 --monthly-budget-usd 10000000 2>>"$OUT/gatehouse.log"
+# BENCH_ACCESS on: a key with limits far above the load (every request is checked, none
+# refused) and a budget, created with the CLI in CONFIG's database before Gatehouse starts.
+create_bench_key() { # create_bench_key CONFIG: sets BENCH_GATEHOUSE_KEY
+    BENCH_GATEHOUSE_KEY=$(gatehouse_env "$BIN_DIR/gatehouse" keys create --config "$1" --name bench \
+        --rpm 100000000 --tpm 100000000000 --daily-budget-usd 1000000 --monthly-budget-usd 10000000 \
+        2>>"$OUT/gatehouse.log")
+    [[ -n "$BENCH_GATEHOUSE_KEY" ]] || die "could not create the benchmark key; see $OUT/gatehouse.log"
+    log "access on ($BENCH_ACCESS): key, rate limits and budget checked on every request"
 }
 
-start_gatehouse() {
-    local config=$BENCH_GATEHOUSE_CONFIG
-    if [[ "$BENCH_ACCESS" == redis ]]; then
-        start_redis
-    fi
-    if [[ -z "$config" ]]; then
-        config=$(write_gatehouse_config)
-        rm -f "$OUT"/gatehouse.db "$OUT"/gatehouse.db-wal "$OUT"/gatehouse.db-shm
-    fi
-    port_free "$BENCH_GATEHOUSE_ADDR" || die "$BENCH_GATEHOUSE_ADDR is already in use (set BENCH_GATEHOUSE_ADDR)"
-    if [[ "$BENCH_ACCESS" != off ]]; then
-        BENCH_GATEHOUSE_KEY=$(create_bench_key "$config")
-        [[ -n "$BENCH_GATEHOUSE_KEY" ]] || die "could not create the benchmark key; see $OUT/gatehouse.log"
-        log "access on ($BENCH_ACCESS): key, rate limits and budget checked on every request"
-    fi
+start_gatehouse() { # start_gatehouse NAME LISTEN CONFIG: sets STARTED_PID
+    local name=$1 listen=$2 config=$3
+    port_free "$listen" || die "$listen is already in use (set BENCH_GATEHOUSE_ADDR / BENCH_FAULT_GATEHOUSE_ADDR)"
+    # Not through gatehouse_env: a backgrounded function would make $! a subshell's pid.
     BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} \
-        "$BIN_DIR/gatehouse" serve --config "$config" >"$OUT/gatehouse.log" 2>&1 &
-    GATEHOUSE_PID=$!
-    wait_for_port "$BENCH_GATEHOUSE_ADDR" "$GATEHOUSE_PID" gatehouse "$OUT/gatehouse.log"
+        "$BIN_DIR/gatehouse" serve --config "$config" >"$OUT/$name.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_for_port "$listen" "$STARTED_PID" "$name" "$OUT/$name.log"
 }
+
+# Chat requests the mock at ADDR has received so far, from its /mock/stats ("-" if unknown).
+upstream_requests() { python3 bench/report.py upstream "http://$1/mock/stats"; }
 
 # --- scenarios ------------------------------------------------------------------------------
 
@@ -219,35 +232,74 @@ write_bodies() {
         >"$OUT/body-stream.json"
 }
 
-# Sends a short burst and insists on clean 2xx answers before anything is measured.
+# Sends a short burst and insists on clean 2xx answers before anything is measured (for the
+# faults target, whose upstream fails on purpose, on at most half errors).
 warm_up() { # warm_up NAME URL
     local mode
     for mode in $BENCH_MODES; do
-        local fields requests errors
+        local fields requests errors allowed=0
         fields=$(load_run "$2" "$OUT/body-$mode.json" c"$BENCH_CONCURRENCY" "$RAW/warmup-$1-$mode.out" 2)
         read -r _ _ _ requests errors <<<"$fields"
-        ((requests > 0 && errors == 0)) ||
+        if [[ "$1" == faults ]]; then
+            allowed=$((requests / 2))
+        fi
+        ((requests > 0 && errors <= allowed)) ||
             die "warm-up against $1 ($mode) got $errors errors in $requests requests; see $RAW/warmup-$1-$mode.out"
     done
 }
 
-measure() { # measure SCENARIO TARGET URL PID BODY LOAD RUN
-    local scenario=$1 target=$2 url=$3 pid=$4 body=$5 load=$6 run=$7
+measure() { # measure SCENARIO TARGET URL PID MOCK_ADDR BODY LOAD RUN
+    local scenario=$1 target=$2 url=$3 pid=$4 mock=$5 body=$6 load=$7 run=$8
     local result=$RAW/${scenario//\//_}-$target-$run.out before after fields rps p50 p99 requests errors
+    local upstream_before upstream_after
+    upstream_before=$(upstream_requests "$mock")
     before=$(cpu_ticks "$pid")
     fields=$(load_run "$url" "$body" "$load" "$result")
     after=$(cpu_ticks "$pid")
+    upstream_after=$(upstream_requests "$mock")
     read -r rps p50 p99 requests errors <<<"$fields"
-    local cpu_us="-"
+    local cpu_us="-" upstream="-"
     if ((requests > 0)); then
         cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+        if [[ "$upstream_before" != - && "$upstream_after" != - ]]; then
+            upstream=$(awk -v u=$((upstream_after - upstream_before)) -v n="$requests" 'BEGIN { printf "%.3f", u / n }')
+        fi
     fi
     local hwm
     hwm=$(peak_rss_kib "$pid")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$scenario" "$target" "$run" "$rps" "$p50" "$p99" "$requests" "$errors" "$cpu_us" "$hwm" >>"$OUT/runs.tsv"
-    log "$(printf '%-16s %-9s run %s: %9s req/s  p50 %8s ms  p99 %8s ms  errors %s  cpu %s µs/req' \
-        "$scenario" "$target" "$run" "$rps" "$p50" "$p99" "$errors" "$cpu_us")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$scenario" "$target" "$run" "$rps" "$p50" "$p99" "$requests" "$errors" "$cpu_us" "$hwm" "$upstream" >>"$OUT/runs.tsv"
+    log "$(printf '%-16s %-9s run %s: %9s req/s  p50 %8s ms  p99 %8s ms  errors %s  cpu %s µs/req  upstream %s/req' \
+        "$scenario" "$target" "$run" "$rps" "$p50" "$p99" "$errors" "$cpu_us" "$upstream")"
+}
+
+# BENCH_FAULTS=1: Gatehouse in front of a clean mock, and a second Gatehouse with retries on in
+# front of a mock failing BENCH_FAULT_RATE of chat requests with 500. Fills TARGETS. Returns 1,
+# after saying why, when this Gatehouse does not accept the retry configuration (yet).
+start_fault_targets() {
+    local resilience="" config check
+    if [[ "$BENCH_FAULTS_RETRY" == 1 ]]; then
+        resilience=$(printf '[resilience]\n%s' "$BENCH_FAULTS_RESILIENCE")
+    fi
+    config=$(write_gatehouse_config gatehouse-faults "$BENCH_FAULT_GATEHOUSE_ADDR" "$BENCH_FAULT_MOCK_ADDR" "$resilience")
+    if ! check=$(gatehouse_env "$BIN_DIR/gatehouse" check-config --config "$config" 2>&1); then
+        log "skipping the faults scenario: gatehouse check-config rejects the retry configuration"
+        log "  config: $(tr '\n' ' ' <<<"$resilience")"
+        log "  check-config: $(grep -m1 -i error <<<"$check" || tail -n1 <<<"$check")"
+        log "  (retries come with issue 4's [resilience] section; BENCH_FAULTS_RETRY=0 measures the"
+        log "  faulty upstream without it, BENCH_FAULTS_RESILIENCE='key = value' changes the keys)"
+        return 1
+    fi
+    if [[ -n "$BENCH_GATEHOUSE_CONFIG" ]]; then
+        log "BENCH_FAULTS=1 generates both configs: ignoring BENCH_GATEHOUSE_CONFIG"
+    fi
+    start_mock mock-upstream "$BENCH_MOCK_ADDR"
+    start_mock mock-upstream-faults "$BENCH_FAULT_MOCK_ADDR" --error-rate "500=$BENCH_FAULT_RATE" --seed 1
+    start_gatehouse gatehouse "$BENCH_GATEHOUSE_ADDR" \
+        "$(write_gatehouse_config gatehouse "$BENCH_GATEHOUSE_ADDR" "$BENCH_MOCK_ADDR")"
+    TARGETS=("clean|http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_MOCK_ADDR")
+    start_gatehouse gatehouse-faults "$BENCH_FAULT_GATEHOUSE_ADDR" "$config"
+    TARGETS+=("faults|http://$BENCH_FAULT_GATEHOUSE_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_FAULT_MOCK_ADDR")
 }
 
 main() {
@@ -261,6 +313,9 @@ main() {
         log "wrk cannot hold a fixed rate: skipping the fixed-rate scenarios ($BENCH_RATES req/s)"
     fi
 
+    if [[ "$BENCH_FAULTS" == 1 && "$BENCH_ONLY_DIRECT" == 1 ]]; then
+        die "BENCH_FAULTS=1 measures Gatehouse: unset BENCH_ONLY_DIRECT"
+    fi
     if [[ "$BENCH_SKIP_BUILD" != 1 ]]; then
         log "building release binaries"
         cargo build --release -p gatehouse-test-support --bin mock-upstream
@@ -271,38 +326,69 @@ main() {
     [[ -x "$BIN_DIR/mock-upstream" ]] || die "$BIN_DIR/mock-upstream not found"
 
     write_bodies
-    start_mock
-    local targets=("direct|http://$BENCH_MOCK_ADDR/v1/chat/completions|$MOCK_PID")
-    if [[ "$BENCH_ONLY_DIRECT" == 1 ]]; then
-        log "BENCH_ONLY_DIRECT=1: measuring the mock upstream alone"
+    local baseline=direct
+    if [[ "$BENCH_FAULTS" == 1 ]]; then
+        [[ -x "$BIN_DIR/gatehouse" ]] || die "$BIN_DIR/gatehouse not found"
+        start_fault_targets || return 0
+        baseline=clean
     else
-        [[ -x "$BIN_DIR/gatehouse" ]] || die "$BIN_DIR/gatehouse not found (or set BENCH_ONLY_DIRECT=1)"
-        start_gatehouse
-        targets+=("gatehouse|http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions|$GATEHOUSE_PID")
+        start_mock mock-upstream "$BENCH_MOCK_ADDR"
+        TARGETS=("direct|http://$BENCH_MOCK_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_MOCK_ADDR")
+        if [[ "$BENCH_ONLY_DIRECT" == 1 ]]; then
+            log "BENCH_ONLY_DIRECT=1: measuring the mock upstream alone"
+        else
+            [[ -x "$BIN_DIR/gatehouse" ]] || die "$BIN_DIR/gatehouse not found (or set BENCH_ONLY_DIRECT=1)"
+            local config=$BENCH_GATEHOUSE_CONFIG
+            if [[ -z "$config" ]]; then
+                local extra=""
+                if [[ "$BENCH_ACCESS" == redis ]]; then
+                    start_access_redis
+                    extra=$(printf '[redis]\nurl = "%s"' "$ACCESS_REDIS_URL")
+                fi
+                config=$(write_gatehouse_config gatehouse "$BENCH_GATEHOUSE_ADDR" "$BENCH_MOCK_ADDR" "$extra")
+            fi
+            if [[ "$BENCH_ACCESS" != off ]]; then
+                create_bench_key "$config"
+            fi
+            start_gatehouse gatehouse "$BENCH_GATEHOUSE_ADDR" "$config"
+            TARGETS+=("gatehouse|http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_MOCK_ADDR")
+        fi
     fi
 
-    local entry
-    for entry in "${targets[@]}"; do
-        IFS='|' read -r name url _ <<<"$entry"
+    local entry name url pid mock
+    for entry in "${TARGETS[@]}"; do
+        IFS='|' read -r name url _ _ <<<"$entry"
         warm_up "$name" "$url"
     done
 
-    printf 'scenario\ttarget\trun\trps\tp50_ms\tp99_ms\trequests\terrors\tcpu_us_per_req\tpeak_rss_kib\n' >"$OUT/runs.tsv"
+    printf 'scenario\ttarget\trun\trps\tp50_ms\tp99_ms\trequests\terrors\tcpu_us_per_req\tpeak_rss_kib\tupstream_per_req\n' >"$OUT/runs.tsv"
     local mode load run
     for mode in $BENCH_MODES; do
         for load in "${loads[@]}"; do
             for run in $(seq "$BENCH_RUNS"); do
                 # Targets alternate within each run so slow drift on a shared machine hits both.
-                for entry in "${targets[@]}"; do
-                    IFS='|' read -r name url pid <<<"$entry"
-                    measure "$mode/$load" "$name" "$url" "$pid" "$OUT/body-$mode.json" "$load" "$run"
+                for entry in "${TARGETS[@]}"; do
+                    IFS='|' read -r name url pid mock <<<"$entry"
+                    measure "$mode/$load" "$name" "$url" "$pid" "$mock" "$OUT/body-$mode.json" "$load" "$run"
                 done
             done
         done
     done
 
+    local retries="no [resilience] section (BENCH_FAULTS_RETRY=0)"
+    if [[ "$BENCH_FAULTS_RETRY" == 1 ]]; then
+        retries="retries on: [resilience] $BENCH_FAULTS_RESILIENCE"
+    fi
     {
-        echo "# Gatehouse overhead benchmark"
+        if [[ "$BENCH_FAULTS" == 1 ]]; then
+            echo "# Gatehouse under upstream faults"
+            echo
+            echo "- clean: Gatehouse in front of a clean mock; faults: Gatehouse in front of a mock answering" \
+                "$BENCH_FAULT_RATE of chat requests with 500 (seed 1), $retries"
+            echo "- ×clean: faults ÷ clean in the same scenario; upstream/req: chat requests the mock received per completed response"
+        else
+            echo "# Gatehouse overhead benchmark"
+        fi
         echo
         echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
         echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -310,10 +396,14 @@ main() {
             "$BENCH_CONCURRENCY connections; mock-upstream with $BENCH_MOCK_THREADS thread(s)"
         echo "- scenarios: c$BENCH_CONCURRENCY = closed loop; qN = fixed rate N req/s (latency-corrected);" \
             "stream = \"stream\": true with include_usage"
-        echo "- CPU µs/req and peak RSS are the target process's own: the mock for direct, Gatehouse for gatehouse"
-        echo "- access: $BENCH_ACCESS (off = open mode; inprocess/redis = API key + rate limits + budget on every request)"
+        if [[ "$BENCH_FAULTS" == 1 ]]; then
+            echo "- CPU µs/req and peak RSS are each Gatehouse process's own (clean and faults run side by side)"
+        else
+            echo "- CPU µs/req and peak RSS are the target process's own: the mock for direct, Gatehouse for gatehouse"
+            echo "- access: $BENCH_ACCESS (off = open mode; inprocess/redis = API key + rate limits + budget on every request)"
+        fi
     } >"$OUT/meta.md"
-    python3 bench/report.py table "$OUT/runs.tsv" "$OUT/meta.md" | tee "$OUT/results.md"
+    python3 bench/report.py table "$OUT/runs.tsv" "$OUT/meta.md" "$baseline" | tee "$OUT/results.md"
 }
 
 main "$@"

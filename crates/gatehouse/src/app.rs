@@ -25,11 +25,13 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: Arc<Metrics>,
     pub retry_budget: crate::resilience::RetryBudget,
+    pub assistants: Arc<crate::assistants::Runtime>,
+    pub cache: crate::cache::ResponseCache,
     /// Keys, limits, concurrency and budgets.
     pub access: Arc<crate::access::Access>,
 }
 
-/// The request id (the client's `x-request-id` when well-formed, a fresh UUID otherwise), and
+/// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
 /// whether a usage guard took over logging this request's line.
 #[derive(Debug, Clone)]
 pub struct RequestId {
@@ -49,7 +51,9 @@ pub struct RequestId {
 /// 7. access: authentication outside the allowlist, the admin rate limit, `x-ratelimit-*`
 ///    headers — inside the body limit so it never buffers a body, outside the routes so unknown
 ///    paths need a key too;
-/// 8. routes, with OpenAI-style JSON for unknown paths and methods.
+/// 8. `x-gatehouse-cache` response header: gives each request the slot the chat pipeline
+///    reports the cache outcome in, and sets the header from it (JSON and SSE alike);
+/// 9. routes, with OpenAI-style JSON for unknown paths and methods.
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
     let security = &state.config.access.security;
@@ -61,6 +65,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
     routes::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::cache::context::response_header))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::access::layer::access_layer,
@@ -104,6 +109,7 @@ fn valid_request_id(v: &HeaderValue) -> Option<&str> {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat",
+        "/v1/messages" => "messages",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
         "/health" => "health",
@@ -118,7 +124,8 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     let started = Instant::now();
     let id: Arc<str> = match req.headers().get("x-request-id").and_then(valid_request_id) {
         Some(s) => Arc::from(s),
-        None => Arc::from(uuid::Uuid::new_v4().to_string()),
+        // Time-ordered (v7), so the ledger's request-id index grows at its end.
+        None => Arc::from(uuid::Uuid::now_v7().to_string()),
     };
     let route = route_label(req.uri().path());
     let method = req.method().clone();

@@ -41,6 +41,7 @@ pub async fn embeddings(
             )
         })?;
     let target = Arc::clone(&dep.target);
+    crate::chat::capabilities::check_embeddings(&target)?;
     let empty = match &req.input {
         providers::EmbeddingInput::One(s) => s.is_empty(),
         providers::EmbeddingInput::Many(v) => v.is_empty() || v.iter().any(String::is_empty),

@@ -35,6 +35,14 @@ pub enum ErrorCode {
     BudgetExceeded,
     BudgetUnavailable,
     QueueTimeout,
+    /// An assistant's per-conversation or per-day cost ceiling is reached (and it refuses).
+    AssistantCeilingReached,
+    /// A system prompt is over the token limit (the admin API, without `force`).
+    PromptTooLong,
+    /// The request conflicts with what exists (a slug in use, an overlapping experiment).
+    Conflict,
+    CacheMiss,
+    CacheUnavailable,
     ShuttingDown,
     Internal,
 }
@@ -64,6 +72,11 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::BudgetUnavailable => "budget_unavailable",
             ErrorCode::QueueTimeout => "queue_timeout",
+            ErrorCode::AssistantCeilingReached => "assistant_ceiling_reached",
+            ErrorCode::PromptTooLong => "prompt_too_long",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::CacheMiss => "cache_miss",
+            ErrorCode::CacheUnavailable => "cache_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -74,14 +87,20 @@ impl ErrorCode {
             ErrorCode::InvalidJson
             | ErrorCode::InvalidRequest
             | ErrorCode::ContextLengthExceeded
-            | ErrorCode::ContentFilter => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            | ErrorCode::ContentFilter
+            | ErrorCode::PromptTooLong => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            ErrorCode::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            // OpenAI's type for "retrying will not help until something changes".
+            ErrorCode::AssistantCeilingReached => {
+                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+            }
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
             ErrorCode::Forbidden | ErrorCode::ModelNotAllowed => {
                 (StatusCode::FORBIDDEN, "permission_error")
             }
             ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             ErrorCode::BudgetExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => {
+            ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::CacheMiss => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
             }
             ErrorCode::MethodNotAllowed => {
@@ -97,7 +116,8 @@ impl ErrorCode {
             | ErrorCode::NoHealthyDeployment
             | ErrorCode::NoViableModel
             | ErrorCode::BudgetUnavailable
-            | ErrorCode::QueueTimeout => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+            | ErrorCode::QueueTimeout
+            | ErrorCode::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
         }
@@ -197,8 +217,12 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
         }
-        if self.code == ErrorCode::BudgetExceeded {
-            // The official SDKs stop retrying on this header: waiting will not help.
+        if matches!(
+            self.code,
+            ErrorCode::BudgetExceeded | ErrorCode::AssistantCeilingReached
+        ) {
+            // The official SDKs retry 429s on their own unless told not to; waiting will not
+            // help here.
             resp.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
         }

@@ -1,6 +1,7 @@
 //! `ValidJson<T>`: a JSON body extractor whose errors follow the error contract: 413 over the body
 //! limit, 400 `invalid_json` for malformed JSON, 400 `invalid_request` with `param` naming the
-//! field for wrong types, unknown enum values and missing fields.
+//! field for wrong types, unknown enum values and missing fields. `ValidQuery<T>` does the same
+//! for query strings (400 `invalid_request`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -9,6 +10,27 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, ErrorCode};
 
 pub struct ValidJson<T>(pub T);
+
+/// Query parameters parsed into `T`; a bad parameter is a 400 `invalid_request`.
+pub struct ValidQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ValidQuery(q.0))
+            .map_err(|rej| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Invalid query string: {}", rej.body_text()),
+                )
+            })
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     type Rejection = ApiError;

@@ -3,13 +3,20 @@
 
 pub mod access;
 pub mod app;
+pub mod assistants;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod config;
+pub mod conversations;
+pub mod cost_report;
+pub mod dates;
 pub mod embeddings;
 pub mod error;
+pub mod experiments;
 pub mod extract;
+pub mod messages;
 pub mod ops;
 pub mod resilience;
 pub mod routes;
@@ -39,6 +46,8 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cache: {0}")]
+    Cache(String),
     /// An unsafe setup, with what to change.
     #[error("{0}")]
     Insecure(String),
@@ -73,22 +82,44 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
     access::check_listener(&config, addr).map_err(StartupError::Insecure)?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
-    let router = ModelRouter::build(&config);
+    let metrics = Metrics::new();
+    let router = ModelRouter::build(&config, &metrics);
     seed_tier_spend(&router, &config, &store).await;
     let retry_budget = resilience::RetryBudget::new(
         config.resilience.retry_budget_ratio,
         config.resilience.retry_budget_min_per_sec,
     );
-    let metrics = Metrics::new();
+    let assistants = Arc::new(assistants::Runtime::new(config.assistants.cache_ttl));
+    let cache = match cache::ResponseCache::build(&config, &router, &store, &metrics.cache).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writer.shutdown().await;
+            store.close().await;
+            return Err(StartupError::Cache(e));
+        }
+    };
     let (audit, audit_writer) = audit::Audit::start(
         store.clone(),
         &config.access.audit,
         metrics.access.audit_dropped.clone(),
     );
-    let (access, access_tasks) =
-        access::Access::start(&config, store.clone(), Arc::clone(&metrics), audit, addr)
-            .await
-            .map_err(StartupError::Access)?;
+    let (access, access_tasks) = match access::Access::start(
+        &config,
+        store.clone(),
+        Arc::clone(&metrics),
+        audit,
+        addr,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            audit_writer.shutdown().await;
+            let _ = writer.shutdown().await;
+            store.close().await;
+            return Err(StartupError::Access(e));
+        }
+    };
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
@@ -96,6 +127,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         ledger,
         metrics,
         retry_budget,
+        assistants,
+        cache,
         access,
     });
     let app = build_app(Arc::clone(&state));
@@ -149,6 +182,8 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        // Cache writes still in flight (Redis, semantic) finish before the database closes.
+        self.state.cache.drain().await;
         self.access_tasks.shutdown().await;
         self.audit_writer.shutdown().await;
         let stats = self.writer.shutdown().await;

@@ -264,8 +264,9 @@ async fn upstream_timeout_is_504() {
 
 #[tokio::test]
 async fn stream_open_failure_falls_back_to_a_plain_call() {
+    // Bad input from the upstream's point of view: it cannot stream this model.
     let up = MockUpstream::start_sequence(vec![
-        Behavior::server_error(),
+        Behavior::bad_request("streaming is not supported for this model"),
         Behavior::ok("rescued reply"),
     ])
     .await;
@@ -279,6 +280,32 @@ async fn stream_open_failure_falls_back_to_a_plain_call() {
     assert_eq!(first["choices"][0]["delta"]["content"], "rescued reply");
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(up.requests()[1].body.get("stream"), None);
+}
+
+#[tokio::test]
+async fn a_json_answer_to_a_stream_request_is_replayed_as_a_stream() {
+    let completion = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"whole answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    let up = MockUpstream::start(Behavior::raw(200, "application/json", completion)).await;
+    let gate = start(&up.base_url, "").await;
+    let mut body = chat_body("m1", "x");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let data = sse_data(
+        &gate
+            .post("/v1/chat/completions", &body)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["content"], "whole answer");
+    assert_eq!(chunks[1]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 5);
+    assert_eq!(up.hits(), 1);
 }
 
 #[tokio::test]

@@ -203,6 +203,8 @@ async fn both_backends_agree() {
         key_prefix: format!("conf{}:", uuid::Uuid::new_v4().simple()),
     })
     .unwrap();
+    // The first ping connects.
+    redis.ping().await.unwrap();
     let local = LocalBackend::new();
     let plan = |cost: u64, amount: i64| Plan {
         buckets: vec![bucket("r", 10, 1), bucket("t", 1_000, cost)],

@@ -2,7 +2,11 @@
 //! database. The gateway speaks the canonical OpenAI types in [`types`]; each provider module
 //! turns them into its own wire format and back.
 
+pub mod anthropic;
+pub mod capabilities;
 pub mod error;
+mod event_stream;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod sse;
@@ -14,6 +18,7 @@ use std::str::FromStr;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 
+pub use capabilities::{Capabilities, Capability};
 pub use error::{ProviderError, ProviderErrorKind};
 pub use types::*;
 
@@ -48,18 +53,55 @@ pub trait Provider: Send + Sync {
 pub enum ProviderKind {
     /// OpenAI and any server speaking its API (Ollama's `/v1`, vLLM, llama.cpp server, …).
     OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API (`generativelanguage.googleapis.com`).
+    Gemini,
     /// The built-in deterministic provider for demos and tests.
     Mock,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 2] = [ProviderKind::OpenAi, ProviderKind::Mock];
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Mock,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
             ProviderKind::Mock => "mock",
         }
+    }
+
+    /// Where the provider lives when the configuration names no `base_url`.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some(anthropic::DEFAULT_BASE_URL),
+            ProviderKind::Gemini => Some(gemini::DEFAULT_BASE_URL),
+            ProviderKind::Mock => None,
+        }
+    }
+
+    /// What a model of this kind can do when its configuration does not say. OpenAI-compatible
+    /// servers and the mock get everything (the operator narrows it per model, e.g. for a
+    /// text-only Ollama model); Anthropic has no embeddings API.
+    pub fn default_capabilities(self) -> Capabilities {
+        match self {
+            ProviderKind::Anthropic => Capabilities::ALL.without(Capability::Embeddings),
+            ProviderKind::OpenAi | ProviderKind::Gemini | ProviderKind::Mock => Capabilities::ALL,
+        }
+    }
+
+    /// Whether the upstream rejects a request without an output cap (Anthropic's required
+    /// `max_tokens`); the gateway then sends the model's configured cap.
+    pub fn requires_max_tokens(self) -> bool {
+        self == ProviderKind::Anthropic
     }
 }
 

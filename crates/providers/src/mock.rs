@@ -4,7 +4,11 @@
 //! The reply echoes the last user message. Two directives in that message steer it, so a demo or
 //! a browser test can provoke behaviour without configuration:
 //! - `[mock:status=NNN]` fails the call as an upstream answering HTTP NNN would;
-//! - `[mock:echo]` replies with the rest of the message verbatim.
+//! - `[mock:echo]` replies with the rest of the message verbatim;
+//! - `[mock:tool=NAME]` calls the request's tool NAME with `{"text": <the rest of the message>}`.
+//!
+//! When the last message is a tool result, the reply quotes it (`The tool said: …`), so a
+//! tool-call round trip can be demonstrated end to end.
 
 use std::time::Duration;
 
@@ -14,8 +18,8 @@ use futures_util::{FutureExt, StreamExt, stream};
 use crate::{
     AssistantMessage, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, ChunkStream,
     Delta, Embedding, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
-    FinishReason, Provider, ProviderError, ProviderErrorKind, ProviderKind, Role, Usage,
-    UsageField, unix_now,
+    FinishReason, FunctionCall, MessageContent, Provider, ProviderError, ProviderErrorKind,
+    ProviderKind, Role, ToolCall, ToolKind, Usage, UsageField, unix_now,
 };
 
 /// Settings of a mock provider.
@@ -55,6 +59,9 @@ impl MockProvider {
 
     async fn chat_inner(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let reply = self.prepare(req).await?;
+        if let Some(call) = &reply.tool_call {
+            return Ok(tool_call_response(&reply, call, &req.model));
+        }
         let (text, finish) = reply.capped(req.requested_max_output());
         Ok(ChatResponse {
             id: reply.id.clone(),
@@ -80,6 +87,10 @@ impl MockProvider {
 
     async fn stream_inner(&self, req: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         let reply = self.prepare(req).await?;
+        if let Some(call) = &reply.tool_call {
+            let chunks = tool_call_response(&reply, call, &req.model).into_chunks();
+            return Ok(Box::pin(stream::iter(chunks.into_iter().map(Ok))));
+        }
         let (pieces, finish) = reply.capped(req.requested_max_output());
         let completion_tokens = pieces.len() as u64;
         let base = ChatChunk {
@@ -205,6 +216,47 @@ struct Reply {
     pieces: Vec<String>,
     prompt_tokens: u64,
     forced_status: Option<u16>,
+    /// (function name, arguments) when the reply is a tool call.
+    tool_call: Option<(String, String)>,
+}
+
+/// The reply as a single tool call.
+fn tool_call_response(
+    reply: &Reply,
+    (name, arguments): &(String, String),
+    model: &str,
+) -> ChatResponse {
+    ChatResponse {
+        id: reply.id.clone(),
+        object: "chat.completion".into(),
+        created: unix_now(),
+        model: model.to_owned(),
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: Role::Assistant,
+                content: None,
+                tool_calls: Some(vec![ToolCall {
+                    id: format!("call_{}", &reply.id["chatcmpl-".len()..]),
+                    kind: ToolKind::Function,
+                    function: FunctionCall {
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                    },
+                }]),
+                refusal: None,
+            },
+            finish_reason: Some(FinishReason::ToolCalls),
+            logprobs: None,
+        }],
+        usage: Some(Usage::new(
+            reply.prompt_tokens,
+            estimate_tokens(name) + estimate_tokens(arguments),
+            0,
+        )),
+        system_fingerprint: None,
+        service_tier: None,
+    }
 }
 
 impl Reply {
@@ -218,9 +270,31 @@ impl Reply {
             .map(|c| c.joined_text())
             .unwrap_or_default();
         let forced_status = directive(&last_user, "[mock:status=").and_then(|v| v.parse().ok());
-        let text = match last_user.find("[mock:echo]") {
-            Some(i) => last_user[i + "[mock:echo]".len()..].trim_start().to_owned(),
-            None => {
+        let last = req.messages.last();
+        let tool_result = last.filter(|m| m.role == Role::Tool).map(|m| {
+            m.content
+                .as_ref()
+                .map(MessageContent::joined_text)
+                .unwrap_or_default()
+        });
+        let tool_call = directive(&last_user, "[mock:tool=")
+            .filter(|_| tool_result.is_none())
+            .filter(|name| req.tools.iter().flatten().any(|t| t.function.name == *name))
+            .map(|name| {
+                let start = last_user.find("[mock:tool=").unwrap_or(0);
+                let rest = last_user[start..]
+                    .find(']')
+                    .map_or("", |i| last_user[start + i + 1..].trim());
+                let args = serde_json::json!({ "text": rest }).to_string();
+                (name.to_owned(), args)
+            });
+        let text = match (&tool_result, last_user.find("[mock:echo]")) {
+            (Some(result), _) => {
+                let quoted: String = result.chars().take(200).collect();
+                format!("The tool said: {quoted}")
+            }
+            (None, Some(i)) => last_user[i + "[mock:echo]".len()..].trim_start().to_owned(),
+            (None, None) => {
                 let quoted: String = last_user.chars().take(200).collect();
                 format!("This is the Gatehouse mock provider. You said: {quoted}")
             }
@@ -242,6 +316,7 @@ impl Reply {
             pieces: split_words(&text),
             prompt_tokens,
             forced_status,
+            tool_call,
         }
     }
 
@@ -368,6 +443,56 @@ mod tests {
                 .completion_tokens,
             3
         );
+    }
+
+    #[tokio::test]
+    async fn tool_directive_round_trip() {
+        let p = MockProvider::new(MockSettings::default());
+        let mut r = req("[mock:tool=get_weather] Paris");
+        r.tools = Some(vec![crate::Tool {
+            kind: ToolKind::Function,
+            function: crate::FunctionDef {
+                name: "get_weather".into(),
+                description: None,
+                parameters: None,
+                strict: None,
+            },
+        }]);
+        let resp = p.chat(&r).await.unwrap();
+        let call = &resp.choices[0].message.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(call.function.name, "get_weather");
+        assert_eq!(call.function.arguments, r#"{"text":"Paris"}"#);
+        assert_eq!(resp.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(resp.choices[0].message.content, None);
+
+        // The streamed form carries the same call, then finish_reason tool_calls.
+        let chunks: Vec<_> = p.chat_stream(&r).await.unwrap().collect().await;
+        let first = chunks[0].as_ref().unwrap();
+        let delta = &first.choices[0].delta.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(delta.id.as_deref(), Some(call.id.as_str()));
+        assert_eq!(
+            chunks[1].as_ref().unwrap().choices[0].finish_reason,
+            Some(FinishReason::ToolCalls)
+        );
+
+        // Answering the call: the reply quotes the tool result.
+        r.messages.push(crate::Message {
+            tool_calls: Some(vec![call.clone()]),
+            content: None,
+            ..Message::text(Role::Assistant, "")
+        });
+        r.messages.push(crate::Message {
+            tool_call_id: Some(call.id.clone()),
+            ..Message::text(Role::Tool, "18 degrees")
+        });
+        let resp = p.chat(&r).await.unwrap();
+        assert_eq!(
+            resp.choices[0].message.content.as_deref(),
+            Some("The tool said: 18 degrees")
+        );
+        // A directive naming a tool the request does not offer is plain text.
+        let resp = p.chat(&req("[mock:tool=nope] x")).await.unwrap();
+        assert!(resp.choices[0].message.tool_calls.is_none());
     }
 
     #[tokio::test]

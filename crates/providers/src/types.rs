@@ -327,25 +327,51 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt: u64, completion: u64, cached: u64) -> Usage {
+        Usage::with_cache(prompt, completion, cached, 0)
+    }
+
+    /// Usage with prompt-cache detail: `prompt` counts every prompt token, including the
+    /// `cache_read` tokens served from the cache and the `cache_write` tokens written to it.
+    pub fn with_cache(prompt: u64, completion: u64, cache_read: u64, cache_write: u64) -> Usage {
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
-            prompt_tokens_details: (cached > 0).then_some(PromptTokensDetails {
-                cached_tokens: cached,
-            }),
+            prompt_tokens_details: (cache_read > 0 || cache_write > 0).then_some(
+                PromptTokensDetails {
+                    cached_tokens: cache_read,
+                    cache_creation_tokens: cache_write,
+                },
+            ),
         }
     }
 
     pub fn cached_tokens(&self) -> u64 {
         self.prompt_tokens_details.map_or(0, |d| d.cached_tokens)
     }
+
+    /// Prompt tokens written to the provider's cache (priced separately by Anthropic).
+    pub fn cache_creation_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .map_or(0, |d| d.cache_creation_tokens)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PromptTokensDetails {
+    /// Prompt tokens read from the provider's prompt cache.
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`). Not part of OpenAI's format: omitted when zero, so
+    /// responses from OpenAI-compatible upstreams serialize exactly as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_creation_tokens: u64,
+}
+
+// serde's `skip_serializing_if` passes a reference.
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A non-streaming `chat.completion` response.

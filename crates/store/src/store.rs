@@ -31,6 +31,18 @@ pub(crate) enum Backend {
     Postgres(PgPool),
 }
 
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body is written once
+/// and type-checked for each backend; SQL in it uses `$N` placeholders, which both accept.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 impl Store {
     /// Connects and brings the schema up to date.
     ///
@@ -56,6 +68,10 @@ impl Store {
             return Err(err);
         }
         Ok(store)
+    }
+
+    pub(crate) fn pool(&self) -> &Backend {
+        &self.backend
     }
 
     pub fn backend(&self) -> &'static str {
@@ -176,7 +192,12 @@ async fn connect_sqlite_file(path: &Path) -> Result<Store, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
+    // A local file: connections do not go stale, so no ping before use and no recycling. This
+    // also keeps the pool free of timers, which matters to tests that run on a paused clock.
     let pool = SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await

@@ -81,6 +81,78 @@ pub struct UpstreamError {
     pub param: Option<String>,
 }
 
+impl UpstreamError {
+    fn new(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Self {
+        Self {
+            status,
+            error_type: error_type.to_owned(),
+            code: code.map(str::to_owned),
+            message: message.to_owned(),
+            param: None,
+        }
+    }
+
+    /// The error an OpenAI-compatible upstream sends for `status`: OpenAI's own type, code and
+    /// message for 400, 401, 403, 404, 429, 500, 502, 503 and 504, Anthropic's `overloaded_error`
+    /// for 529, and a generic `invalid_request_error` (4xx) or `server_error` (5xx) otherwise.
+    pub fn for_status(status: u16) -> Self {
+        match status {
+            400 => Self::new(status, "invalid_request_error", None, "Invalid request."),
+            401 => Self::new(
+                status,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                INVALID_KEY,
+            ),
+            403 => Self::new(
+                status,
+                "request_forbidden",
+                Some("unsupported_country_region_territory"),
+                "Country, region, or territory not supported",
+            ),
+            404 => Self::new(
+                status,
+                "invalid_request_error",
+                Some("model_not_found"),
+                "The model does not exist or you do not have access to it.",
+            ),
+            429 => Self::new(
+                status,
+                "requests",
+                Some("rate_limit_exceeded"),
+                RATE_LIMITED,
+            ),
+            500 => Self::new(status, "server_error", None, SERVER_ERROR),
+            502 => Self::new(status, "server_error", None, "Bad gateway."),
+            503 => Self::new(
+                status,
+                "server_error",
+                None,
+                "The server is overloaded or not ready yet.",
+            ),
+            504 => Self::new(status, "server_error", None, "Gateway timeout."),
+            529 => Self::new(status, "overloaded_error", None, "Overloaded"),
+            _ if status < 500 => Self::new(
+                status,
+                "invalid_request_error",
+                None,
+                &format!("The upstream refused the request (HTTP {status})."),
+            ),
+            _ => Self::new(
+                status,
+                "server_error",
+                None,
+                &format!("The upstream failed (HTTP {status})."),
+            ),
+        }
+    }
+}
+
+const INVALID_KEY: &str = "Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.";
+const RATE_LIMITED: &str = "Rate limit reached for requests. Please try again later.";
+const SERVER_ERROR: &str =
+    "The server had an error while processing your request. Sorry about that!";
+
 #[derive(Clone, Debug)]
 pub(crate) enum Action {
     Reply(Reply),
@@ -115,6 +187,9 @@ pub struct Behavior {
     pub(crate) models: Vec<String>,
 }
 
+/// What [`Behavior::default`] says.
+const DEFAULT_REPLY: &str = "Hello from the mock upstream.";
+
 /// Default `/v1/models` listing.
 pub const DEFAULT_MODELS: [&str; 2] = ["gpt-4o-mini", "text-embedding-3-small"];
 /// Default embedding dimension (overridden per request by the `dimensions` field).
@@ -122,7 +197,7 @@ pub const DEFAULT_EMBEDDING_DIM: usize = 8;
 
 impl Default for Behavior {
     fn default() -> Self {
-        Self::ok("Hello from the mock upstream.")
+        Self::ok(DEFAULT_REPLY)
     }
 }
 
@@ -189,6 +264,11 @@ impl Behavior {
         }))
     }
 
+    /// Answers `status` with [`UpstreamError::for_status`]'s body.
+    pub fn status(status: u16) -> Self {
+        Self::with_action(Action::Error(UpstreamError::for_status(status)))
+    }
+
     /// 400 `invalid_request_error`.
     pub fn bad_request(message: &str) -> Self {
         Self::error(400, "invalid_request_error", message)
@@ -196,28 +276,17 @@ impl Behavior {
 
     /// 401 as OpenAI sends it for a wrong key.
     pub fn unauthorized() -> Self {
-        Self::error(401, "invalid_request_error", "Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.")
-            .with_code("invalid_api_key")
+        Self::status(401)
     }
 
     /// 429 `rate_limit_exceeded` with a `retry-after: <seconds>` header.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::error(
-            429,
-            "requests",
-            "Rate limit reached for requests. Please try again later.",
-        )
-        .with_code("rate_limit_exceeded")
-        .with_retry_after(retry_after_secs)
+        Self::status(429).with_retry_after(retry_after_secs)
     }
 
     /// 500 `server_error` with a null code, as OpenAI sends it.
     pub fn server_error() -> Self {
-        Self::error(
-            500,
-            "server_error",
-            "The server had an error while processing your request. Sorry about that!",
-        )
+        Self::status(500)
     }
 
     /// Sends the first `chunks_before_failure` SSE events of `text`'s stream, then aborts the
@@ -343,6 +412,14 @@ impl Behavior {
     pub fn with_models(mut self, models: &[&str]) -> Self {
         self.models = models.iter().map(|m| (*m).to_owned()).collect();
         self
+    }
+
+    /// The reply a cut answer starts with: this behavior's, or the default one when it has none.
+    pub(crate) fn reply_or_default(&self) -> Reply {
+        match &self.action {
+            Action::Reply(reply) | Action::StreamThenFail { reply, .. } => reply.clone(),
+            Action::Error(_) | Action::Hang | Action::Raw { .. } => Self::text_reply(DEFAULT_REPLY),
+        }
     }
 
     fn reply_mut(&mut self) -> Option<&mut Reply> {

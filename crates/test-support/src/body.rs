@@ -133,3 +133,16 @@ pub(crate) fn event_body(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
+
+/// An answer the client never sees: the body errors on its first poll, before hyper has
+/// flushed the status line, so hyper drops the connection and the client reads EOF where a
+/// response should be (HTTP/1.1; over HTTP/2 the stream is reset).
+pub(crate) fn reset_response() -> Response {
+    let abort = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "mock upstream reset the connection",
+        ))
+    });
+    Response::new(Body::from_stream(abort))
+}

@@ -1,14 +1,16 @@
 //! The Redis backend: the same plans as [`super::local`], applied atomically by two Lua scripts
 //! (admit, settle) with Redis's own clock, so every instance sharing the server shares every
-//! limit, lease and budget. One multiplexed, self-reconnecting connection (`ConnectionManager`);
-//! every call is bounded by the configured timeout, so a dead or black-holed server costs at
-//! most that long before the caller falls back.
+//! limit, lease and budget. One multiplexed, self-reconnecting connection (`ConnectionManager`),
+//! made by the probe in [`RedisBackend::ping`] (so a Redis that is down at startup is picked up
+//! when it comes); every call is bounded by the configured timeout, so a dead or black-holed
+//! server costs at most that long before the caller falls back.
 //!
 //! Keys (under the configured prefix): `rl:…` GCRA TATs (integer µs, expiring once the bucket
 //! is full again), `cc:…` sorted sets of leases scored by expiry, `bu:…` hashes with `spent`,
 //! `reserved` and the alert flags `a80`/`a100`, expiring a day after their period.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -138,10 +140,13 @@ pub enum RedisError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected redis reply: {0}")]
     Reply(String),
+    #[error("not connected to redis")]
+    NotConnected,
 }
 
 pub struct RedisBackend {
-    conn: ConnectionManager,
+    client: redis::Client,
+    conn: RwLock<Option<ConnectionManager>>,
     timeout: Duration,
     prefix: String,
     up: AtomicBool,
@@ -169,18 +174,13 @@ fn expire_at_s(period_end_ms: i64) -> i64 {
 }
 
 impl RedisBackend {
-    /// Builds the client without connecting (a server that is down at startup is retried in
-    /// the background); fails only on an invalid URL.
+    /// Builds the client without connecting (the first [`RedisBackend::ping`] connects, and a
+    /// server that is down at startup is retried by the probe); fails only on an invalid URL.
     pub fn new(cfg: &RedisConfig) -> Result<RedisBackend, RedisError> {
         let client = redis::Client::open(cfg.url.expose_secret())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_response_timeout(Some(cfg.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(RedisBackend {
-            conn,
+            client,
+            conn: RwLock::new(None),
             timeout: cfg.timeout,
             prefix: cfg.key_prefix.clone(),
             up: AtomicBool::new(false),
@@ -199,6 +199,15 @@ impl RedisBackend {
         self.up.swap(up, Ordering::AcqRel) != up
     }
 
+    /// The shared connection, if one was made.
+    fn conn(&self) -> Result<ConnectionManager, RedisError> {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(RedisError::NotConnected)
+    }
+
     fn key(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
     }
@@ -213,8 +222,20 @@ impl RedisBackend {
         }
     }
 
+    /// A round trip; connects first when there is no connection yet.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut c = self.conn.clone();
+        if self.conn().is_err() {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(self.timeout)
+                .set_response_timeout(self.timeout)
+                .set_number_of_retries(1)
+                .set_max_delay(500);
+            let c = self
+                .bounded(self.client.get_connection_manager_with_config(config))
+                .await?;
+            *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(c);
+        }
+        let mut c = self.conn()?;
         let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
     }
@@ -249,7 +270,7 @@ impl RedisBackend {
                 .arg(c.amount)
                 .arg(expire_at_s(c.period_end_ms));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let reply: Value = self.bounded(inv.invoke_async(&mut conn)).await?;
         let v = ints(reply)?;
         let at = |i: usize| {
@@ -319,7 +340,7 @@ impl RedisBackend {
                 .arg(b.limit)
                 .arg(expire_at_s(b.period_end_ms));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let reply: Value = self.bounded(inv.invoke_async(&mut conn)).await?;
         let v = ints(reply)?;
         Ok(v.chunks(2)
@@ -343,7 +364,7 @@ impl RedisBackend {
         period_end_ms: i64,
     ) -> Result<(), RedisError> {
         let k = self.key(key);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("HSETNX")
@@ -360,7 +381,7 @@ impl RedisBackend {
 
     pub async fn reset_budget(&self, key: &str) -> Result<(), RedisError> {
         let k = self.key(key);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("HSET")
@@ -377,7 +398,7 @@ impl RedisBackend {
     }
 
     pub async fn budget_state(&self, key: &str) -> Result<BudgetState, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let (spent, reserved): (Option<i64>, Option<i64>) = self
             .bounded(
                 redis::cmd("HMGET")
@@ -394,7 +415,7 @@ impl RedisBackend {
     }
 
     pub async fn bucket_ahead(&self, key: &str) -> Result<i64, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut inv = self.peek.prepare_invoke();
         inv.key(self.key(key));
         let v: Value = self.bounded(inv.invoke_async(&mut conn)).await?;

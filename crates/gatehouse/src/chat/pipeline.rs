@@ -146,13 +146,16 @@ impl Attempts {
     /// Run the loop until a deployment answers or the chain is exhausted. `req` is the
     /// client's request (already validated); each call gets the deployment's model name and
     /// output cap.
+    ///
+    /// `req.model` and the output caps are set per call (no copy of the messages is made).
     pub async fn run(
         &mut self,
-        req: &ChatRequest,
+        req: &mut ChatRequest,
         kind: CallKind,
         guard: &mut UsageGuard,
     ) -> Result<(Answer, Served), ApiError> {
         let mut last: Option<ApiError> = None;
+        let asked = (req.max_tokens, req.max_completion_tokens);
         loop {
             let Some(group) = self.chain.get(self.group).cloned() else {
                 let err = last.unwrap_or_else(|| {
@@ -167,8 +170,8 @@ impl Attempts {
                 self.context_checked = Some(self.group);
                 // Entering a group: a prompt that cannot fit goes straight to the larger model.
                 if let (Some(window), Some(_)) = (group.context_window, &group.context_fallback) {
-                    let needed = estimate_prompt_tokens(req)
-                        + u64::from(req.requested_max_output().unwrap_or(0));
+                    let needed =
+                        estimate_prompt_tokens(req) + u64::from(asked.1.or(asked.0).unwrap_or(0));
                     if needed > u64::from(window) && self.fall_back(FallbackCause::ContextLength) {
                         continue;
                     }
@@ -201,9 +204,9 @@ impl Attempts {
             }
             self.in_group += 1;
             self.total += 1;
-            let mut call_req = req.clone();
-            call_req.model.clone_from(&dep.target.upstream_model);
-            super::cap_output_tokens(&mut call_req, &dep.target);
+            req.model.clone_from(&dep.target.upstream_model);
+            (req.max_tokens, req.max_completion_tokens) = asked;
+            super::cap_output_tokens(req, &dep.target);
             let now = Instant::now();
             let budget = if kind == CallKind::Stream {
                 dep.timeouts.first_byte
@@ -211,7 +214,7 @@ impl Attempts {
                 dep.timeouts.total.max(dep.timeouts.first_byte)
             };
             let limit = budget.min(self.deadline.saturating_duration_since(now));
-            let result = match tokio::time::timeout(limit, call_once(&dep, &call_req, kind)).await {
+            let result = match tokio::time::timeout(limit, call_once(&dep, req, kind)).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::new(
                     ProviderErrorKind::Timeout,

@@ -2,7 +2,8 @@
 //! handed over together so a renderer can write them in one go. Keep-alive frames fill long
 //! silences; the idle and total timeouts, the response size cap and upstream failures end a
 //! stream cleanly; with `mid_stream_failover` a broken stream continues on the next deployment;
-//! a client that goes away drops the upstream call (and is recorded as a 499).
+//! a client that goes away drops the upstream call (and is recorded as a 499). A stream that
+//! completes whole (not cut, not failed over) is assembled and handed to the response cache.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use providers::{
 use store::UsageRecord;
 use tokio::time::Instant;
 
+use super::accumulate::Accumulator;
 use super::pipeline::{Answer, Attempts, CallKind, Served};
 use crate::app::AppState;
+use crate::cache::Pending;
 use crate::error::{ApiError, ErrorCode};
 use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 
@@ -44,11 +47,12 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Vec<Frame>> + Send>>;
 /// Open a stream through the resilient loop and return its frames.
 pub async fn start(
     mut attempts: Attempts,
-    req: ChatRequest,
+    mut req: ChatRequest,
     mut guard: UsageGuard,
+    pending: Option<Pending>,
 ) -> Result<FrameStream, ApiError> {
     guard.set_flag(UsageRecord::FLAG_STREAMED);
-    let (answer, served) = match attempts.run(&req, CallKind::Stream, &mut guard).await {
+    let (answer, served) = match attempts.run(&mut req, CallKind::Stream, &mut guard).await {
         Ok(ok) => ok,
         Err(e) => {
             guard.finish_err(e.code);
@@ -58,6 +62,10 @@ pub async fn start(
     let Answer::Stream(upstream) = answer else {
         return Err(ApiError::new(ErrorCode::Internal, "unexpected answer kind"));
     };
+    // A fallback model's answer is not cached under the requested model.
+    let cache = pending
+        .filter(|_| attempts.fallback_reason.is_none())
+        .map(|p| (p, Accumulator::default()));
     let state = Arc::clone(&attempts.state);
     let timeouts = served.deployment.timeouts;
     let now = Instant::now();
@@ -80,6 +88,7 @@ pub async fn start(
         attempts,
         guard: Some(guard),
         state,
+        cache,
     };
     let frames = stream::unfold(st, |mut st| async move {
         let out = st.next_frames().await?;
@@ -112,6 +121,9 @@ struct StreamState {
     attempts: Attempts,
     guard: Option<UsageGuard>,
     state: Arc<AppState>,
+    /// The pending cache write and the response assembled so far; dropped when the stream is
+    /// cut, fails or fails over.
+    cache: Option<(Pending, Accumulator)>,
 }
 
 impl StreamState {
@@ -233,8 +245,12 @@ impl StreamState {
                 }
             }
         }
+        if let Some((_, acc)) = self.cache.as_mut() {
+            acc.push(&chunk);
+        }
         frames.push(Frame::Chunk(chunk));
         if cut {
+            self.cache = None;
             self.state.metrics.responses_truncated.inc();
             if let Some(g) = self.guard.as_mut() {
                 g.set_flag(UsageRecord::FLAG_TRUNCATED);
@@ -253,6 +269,7 @@ impl StreamState {
         let Some(served) = self.served.take() else {
             return;
         };
+        self.cache = None;
         served.deployment.note_error(&e.message);
         if let Some(ticket) = served.ticket {
             let _ = ticket.finish(false);
@@ -276,7 +293,10 @@ impl StreamState {
             let Some(mut guard) = self.guard.take() else {
                 return;
             };
-            let result = self.attempts.run(&cont, CallKind::Stream, &mut guard).await;
+            let result = self
+                .attempts
+                .run(&mut cont, CallKind::Stream, &mut guard)
+                .await;
             self.guard = Some(guard);
             if let Ok((Answer::Stream(s), served)) = result {
                 tracing::warn!(from = %self.attempts_label(), to = %served.deployment.id, "mid-stream failover");
@@ -347,6 +367,12 @@ impl StreamState {
             let _ = ticket.finish(true);
         }
         let usage = self.settle_usage();
+        if let Some((pending, acc)) = self.cache.take()
+            && let Some(resp) = acc.finish(usage)
+            && let Some(g) = self.guard.as_ref()
+        {
+            pending.store(&resp, g.cost_micros());
+        }
         if let Some(mut u) = self.template.clone() {
             u.usage = UsageField::Present(usage);
             frames.push(Frame::Chunk(u));
@@ -361,10 +387,11 @@ impl StreamState {
 }
 
 fn add(a: Usage, b: Usage) -> Usage {
-    Usage::new(
+    Usage::with_cache(
         a.prompt_tokens + b.prompt_tokens,
         a.completion_tokens + b.completion_tokens,
         a.cached_tokens() + b.cached_tokens(),
+        a.cache_creation_tokens() + b.cache_creation_tokens(),
     )
 }
 

@@ -7,6 +7,8 @@
 //! variables, which switch that provider on).
 
 pub mod access;
+pub mod assistants;
+pub mod cache;
 pub mod raw;
 pub mod resilience;
 mod resolved;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use providers::ProviderKind;
+use providers::{Capabilities, Capability, ProviderKind};
 use secrecy::SecretString;
 
 use self::raw::{Price, RawConfig, RawModel, RawProvider};
@@ -62,6 +64,8 @@ pub struct Config {
     pub tier_daily_caps: [Option<i64>; 4],
     /// Keys, rate limits, concurrency, budgets, Redis, security headers and audit.
     pub access: access::AccessConfig,
+    pub assistants: assistants::AssistantsConfig,
+    pub cache: cache::CacheConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -110,7 +114,10 @@ pub struct ProviderConfig {
 pub struct Prices {
     pub input: i64,
     pub output: i64,
+    /// Prompt tokens read from the provider's cache.
     pub cached_input: i64,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +128,7 @@ pub struct ModelConfig {
     pub prices: Prices,
     pub context_window: Option<u32>,
     pub max_output_tokens: Option<u32>,
+    pub capabilities: Capabilities,
     pub weight: u32,
     pub tier: Option<u8>,
     /// Alias-level settings; only the first entry of an alias may set them.
@@ -133,13 +141,37 @@ pub struct ModelConfig {
 
 /// The well-known environment variables of each built-in provider kind: (kind, key variable,
 /// base URL variable, default base URL, default model).
-const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] = &[(
-    "openai",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "https://api.openai.com/v1",
-    "gpt-4o-mini",
-)];
+const ENV_PROVIDERS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "openai",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "gpt-4o-mini",
+    ),
+    (
+        "anthropic",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        providers::anthropic::DEFAULT_BASE_URL,
+        "claude-sonnet-4-5",
+    ),
+    (
+        "gemini",
+        "GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        providers::gemini::DEFAULT_BASE_URL,
+        "gemini-2.5-flash",
+    ),
+    // Google's SDKs also read GOOGLE_API_KEY; GEMINI_API_KEY wins when both are set.
+    (
+        "gemini",
+        "GOOGLE_API_KEY",
+        "GEMINI_BASE_URL",
+        providers::gemini::DEFAULT_BASE_URL,
+        "gemini-2.5-flash",
+    ),
+];
 
 impl Config {
     /// Load from an optional file plus the process environment.
@@ -336,6 +368,7 @@ impl Config {
                 ));
             }
         }
+        let cache = cache::validate(&raw.cache, env, &models)?;
         let mut tier_daily_caps = [None; 4];
         for (tier, price) in &raw.routing.tier_daily_cap_usd {
             let field = format!("routing.tier_daily_cap_usd.{tier}");
@@ -422,6 +455,8 @@ impl Config {
             tier_rules,
             tier_daily_caps,
             access,
+            assistants: assistants::validate(&raw.assistants)?,
+            cache,
         })
     }
 }
@@ -471,8 +506,10 @@ fn builtin_mock_model() -> RawModel {
         input_usd_per_mtok: Some(Price::Text("1.00".into())),
         output_usd_per_mtok: Some(Price::Text("2.00".into())),
         cached_input_usd_per_mtok: Some(Price::Text("0.50".into())),
+        cache_write_usd_per_mtok: None,
         context_window: Some(128_000),
         max_output_tokens: Some(4_096),
+        capabilities: None,
         weight: None,
         tier: None,
         fallbacks: None,
@@ -519,12 +556,9 @@ fn validate_provider(
         )),
         None => None,
     };
-    let base_url = match kind {
-        ProviderKind::OpenAi => {
-            let url = p
-                .base_url
-                .clone()
-                .unwrap_or_else(|| "https://api.openai.com/v1".into());
+    let base_url = match kind.default_base_url() {
+        Some(default) => {
+            let url = p.base_url.clone().unwrap_or_else(|| default.into());
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
                     format!("{field}.base_url"),
@@ -533,7 +567,7 @@ fn validate_provider(
             }
             Some(url)
         }
-        ProviderKind::Mock => None,
+        None => None,
     };
     let error_rate = p.error_rate.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&error_rate) {
@@ -619,6 +653,21 @@ fn validate_model(
         })
     };
     let input = price("input_usd_per_mtok", &m.input_usd_per_mtok)?;
+    let kind = providers
+        .iter()
+        .find(|p| p.name == m.provider)
+        .map_or(ProviderKind::Mock, |p| p.kind);
+    let capabilities = match &m.capabilities {
+        None => kind.default_capabilities(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.parse::<Capability>()
+                    .map_err(|e| invalid(format!("{field}.capabilities[{i}]"), e))
+            })
+            .collect::<Result<Capabilities, _>>()?,
+    };
     Ok(ModelConfig {
         alias: m.alias.clone(),
         provider: m.provider.clone(),
@@ -630,9 +679,14 @@ fn validate_model(
                 Some(_) => price("cached_input_usd_per_mtok", &m.cached_input_usd_per_mtok)?,
                 None => input,
             },
+            cache_write: match &m.cache_write_usd_per_mtok {
+                Some(_) => price("cache_write_usd_per_mtok", &m.cache_write_usd_per_mtok)?,
+                None => input,
+            },
         },
         context_window: m.context_window,
         max_output_tokens: m.max_output_tokens,
+        capabilities,
         weight: m.weight.unwrap_or(1),
         tier: m.tier,
         fallbacks: m.fallbacks.clone().unwrap_or_default(),

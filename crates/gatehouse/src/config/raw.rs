@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub redis: super::access::RawRedis,
     pub security: super::access::RawSecurity,
     pub audit: super::access::RawAudit,
+    pub assistants: super::assistants::RawAssistants,
+    pub cache: super::cache::RawCache,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -176,6 +178,9 @@ pub struct RawModel {
     pub output_usd_per_mtok: Option<Price>,
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<Price>,
+    /// Price of prompt tokens written to the provider's cache (Anthropic's cache writes).
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<Price>,
     #[serde(default)]
     pub context_window: Option<u32>,
     #[serde(default)]
@@ -205,6 +210,10 @@ pub struct RawModel {
     pub idle_timeout_ms: Option<u64>,
     #[serde(default)]
     pub total_timeout_ms: Option<u64>,
+    /// What the model can do (`vision`, `tools`, `json`, `streaming`, `embeddings`); defaults
+    /// to everything its provider kind offers.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// A price as written: a decimal string or a TOML number. Parsed to integer micro-dollars

@@ -89,15 +89,18 @@ impl Config {
         }
         let _ = writeln!(out, "models:");
         for m in &self.models {
+            let caps: Vec<_> = m.capabilities.iter().map(|c| c.as_str()).collect();
             let _ = writeln!(
                 out,
-                "  {} -> {}/{} in {} out {} cached {} per Mtok",
+                "  {} -> {}/{} in {} out {} cached {} cache write {} per Mtok; {}",
                 m.alias,
                 m.provider,
                 m.upstream_model,
                 dollars(m.prices.input),
                 dollars(m.prices.output),
-                dollars(m.prices.cached_input)
+                dollars(m.prices.cached_input),
+                dollars(m.prices.cache_write),
+                caps.join(", ")
             );
         }
         out

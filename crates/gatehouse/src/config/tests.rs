@@ -38,7 +38,8 @@ fn zero_config_serves_the_mock() {
         Prices {
             input: 1_000_000,
             output: 2_000_000,
-            cached_input: 500_000
+            cached_input: 500_000,
+            cache_write: 1_000_000,
         }
     );
 }
@@ -107,7 +108,8 @@ output_usd_per_mtok = 2.5
         Prices {
             input: 1,
             output: 2_500_000,
-            cached_input: 1
+            cached_input: 1,
+            cache_write: 1,
         }
     );
     assert_eq!(m.upstream_model, "llama3.2");
@@ -185,16 +187,48 @@ fn masks_database_password() {
 #[test]
 fn the_example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
-    let c = Config::load_with_env(Some(&path), &env(&[("OPENAI_API_KEY", "k")])).unwrap();
-    assert_eq!(c.models.len(), 3);
+    let keys = env(&[
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("GEMINI_API_KEY", "k"),
+    ]);
+    let c = Config::load_with_env(Some(&path), &keys).unwrap();
+    assert_eq!(c.models.len(), 6);
+    let claude = c
+        .models
+        .iter()
+        .find(|m| m.alias == "claude-sonnet")
+        .unwrap();
+    assert_eq!(
+        claude.prices,
+        Prices {
+            input: 3_000_000,
+            output: 15_000_000,
+            cached_input: 300_000,
+            cache_write: 3_750_000,
+        }
+    );
+    assert_eq!(
+        claude.capabilities,
+        Capabilities::ALL.without(Capability::Embeddings)
+    );
+    let llama = c.models.iter().find(|m| m.alias == "llama").unwrap();
+    assert!(!llama.capabilities.has(Capability::Vision));
+    assert!(llama.capabilities.has(Capability::Tools));
     assert_eq!(c.default_provider, "openai");
+    assert_eq!(c.assistants.prompt_token_limit, 2_000);
+    assert_eq!(
+        c.assistants.cache_ttl,
+        std::time::Duration::from_millis(1_000)
+    );
     let m = c.models.iter().find(|m| m.alias == "gpt-4o-mini").unwrap();
     assert_eq!(
         m.prices,
         Prices {
             input: 150_000,
             output: 600_000,
-            cached_input: 75_000
+            cached_input: 75_000,
+            cache_write: 150_000,
         }
     );
     let a = &c.access;
@@ -215,6 +249,174 @@ fn the_example_config_is_valid() {
     assert!(a.redis.is_none() && !a.budget_fail_open);
     assert_eq!(a.security.ui_csp, access::DEFAULT_UI_CSP);
     assert_eq!(a.audit.rejection_sample, Duration::from_secs(60));
+    assert!(!c.cache.enabled);
+    let per_model = c.cache.model("gpt-4o-mini");
+    assert_eq!(per_model.ttl, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(per_model.semantic_threshold, Some(0.10));
+}
+
+#[test]
+fn cache_settings_are_validated() {
+    let bad = [
+        // Bad input: an unknown backend.
+        (
+            "[cache]\nbackend = \"disk\"\n",
+            "cache.backend: `disk` is not one of memory, redis",
+        ),
+        // Bad input: redis without a URL anywhere.
+        (
+            "[cache]\nbackend = \"redis\"\n",
+            "cache.redis_url: the redis backend needs cache.redis_url or REDIS_URL",
+        ),
+        // Bad input: a URL of another scheme.
+        (
+            "[cache]\nbackend = \"redis\"\nredis_url = \"http://x\"\n",
+            "cache.redis_url: must start with redis:// or rediss://",
+        ),
+        // Bad input: overrides for a model that is not declared.
+        (
+            "[cache.models.ghost]\nttl_secs = 5\n",
+            "cache.models.ghost: not a declared model alias",
+        ),
+        // Bad input: a zero TTL, a threshold out of range, an unknown route.
+        (
+            "[cache]\nttl_secs = 0\n",
+            "cache.ttl_secs: must be greater than zero",
+        ),
+        (
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\nthreshold = 3.0\n",
+            "cache.semantic.threshold: a cosine distance between 0 and 2",
+        ),
+        (
+            "[cache]\nroute_ttl_secs = { embeddings = 5 }\n",
+            "cache.route_ttl_secs.embeddings: routes are chat and messages",
+        ),
+        // Bad input: semantic without an embedding model, or with an unknown prompt mode.
+        (
+            "[cache.semantic]\nenabled = true\n",
+            "cache.semantic.embedding_model: name the model alias that makes the embeddings",
+        ),
+        (
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\nprompt = \"all\"\n",
+            "cache.semantic.prompt: `all` is not one of system_and_last_user, last_user",
+        ),
+    ];
+    for (toml, want) in bad {
+        let err = Config::load_with_env(Some(&write_toml(toml)), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, want, "{toml}");
+    }
+    let c = Config::load_with_env(
+        Some(&write_toml(
+            "[cache]\nenabled = true\nbackend = \"redis\"\n",
+        )),
+        &env(&[("REDIS_URL", "redis://127.0.0.1:1")]),
+    )
+    .unwrap();
+    assert!(matches!(c.cache.backend, cache::CacheBackend::Redis { .. }));
+    // Semantic settings only take effect with the cache on.
+    let c = Config::load_with_env(
+        Some(&write_toml(
+            "[cache.semantic]\nenabled = true\nembedding_model = \"e\"\n",
+        )),
+        &env(&[]),
+    )
+    .unwrap();
+    assert!(c.cache.semantic.is_none());
+}
+
+#[test]
+fn anthropic_and_gemini_keys_switch_their_providers_on() {
+    let c = Config::load_with_env(
+        None,
+        &env(&[
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+            ("GOOGLE_API_KEY", "g-test"),
+        ]),
+    )
+    .unwrap();
+    // The first provider in the table whose key is set is the default.
+    assert_eq!(c.default_provider, "anthropic");
+    assert_eq!(c.default_model, "claude-sonnet-4-5");
+    let a = c.providers.iter().find(|p| p.name == "anthropic").unwrap();
+    assert_eq!(
+        (a.kind, a.base_url.as_deref(), a.api_key_env.as_deref()),
+        (
+            ProviderKind::Anthropic,
+            Some("https://api.anthropic.com"),
+            Some("ANTHROPIC_API_KEY")
+        )
+    );
+    let g = c.providers.iter().find(|p| p.name == "gemini").unwrap();
+    assert_eq!(
+        (g.kind, g.base_url.as_deref(), g.api_key_env.as_deref()),
+        (
+            ProviderKind::Gemini,
+            Some("https://generativelanguage.googleapis.com/v1beta"),
+            Some("GOOGLE_API_KEY")
+        )
+    );
+    let described = c.describe();
+    assert!(!described.contains("sk-ant-test") && !described.contains("g-test"));
+
+    // GEMINI_API_KEY wins over GOOGLE_API_KEY; GEMINI_BASE_URL moves it.
+    let c = Config::load_with_env(
+        None,
+        &env(&[
+            ("GEMINI_API_KEY", "a"),
+            ("GOOGLE_API_KEY", "b"),
+            ("GEMINI_BASE_URL", "http://127.0.0.1:9/v1beta"),
+            ("ANTHROPIC_BASE_URL", "http://ignored"),
+        ]),
+    )
+    .unwrap();
+    let g = c.providers.iter().find(|p| p.name == "gemini").unwrap();
+    assert_eq!(g.api_key_env.as_deref(), Some("GEMINI_API_KEY"));
+    assert_eq!(g.base_url.as_deref(), Some("http://127.0.0.1:9/v1beta"));
+    assert_eq!(c.default_model, "gemini-2.5-flash");
+    // A base URL variable without its key switches nothing on.
+    assert!(!c.providers.iter().any(|p| p.name == "anthropic"));
+}
+
+#[test]
+fn capabilities_are_parsed_and_named_on_error() {
+    let path = write_toml(
+        r#"
+[[models]]
+alias = "text-only"
+provider = "mock"
+capabilities = ["streaming", "tools"]
+"#,
+    );
+    let c = Config::load_with_env(Some(&path), &env(&[])).unwrap();
+    let m = c.models.iter().find(|m| m.alias == "text-only").unwrap();
+    assert_eq!(
+        m.capabilities,
+        [Capability::Streaming, Capability::Tools]
+            .into_iter()
+            .collect()
+    );
+    // The built-in mock model gets the mock kind's default: everything.
+    let mock = c.models.iter().find(|m| m.alias == "mock-1").unwrap();
+    assert_eq!(mock.capabilities, Capabilities::ALL);
+
+    // Bad input: an unknown capability name.
+    let path = write_toml(
+        r#"
+[[models]]
+alias = "x"
+provider = "mock"
+capabilities = ["tools", "telepathy"]
+"#,
+    );
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "models[0].capabilities[1]: unknown capability `telepathy` (expected one of: vision, tools, json, streaming, embeddings)"
+    );
 }
 
 #[test]

@@ -234,3 +234,85 @@ impl ModelGroup {
         pool[0]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use providers::mock::{MockProvider, MockSettings};
+
+    use super::*;
+    use crate::config::Prices;
+
+    fn group(weights: &[u32]) -> ModelGroup {
+        let breaker = BreakerConfig {
+            failure_rate: 0.5,
+            min_requests: 10,
+            window: Duration::from_secs(30),
+            cooldown: Duration::from_secs(5),
+            cooldown_max: Duration::from_secs(60),
+            half_open_probes: 1,
+        };
+        let timeouts = Timeouts {
+            first_byte: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+            total: Duration::from_secs(1),
+        };
+        let deployments = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let target = Target {
+                    alias: "a".into(),
+                    provider_name: format!("p{i}"),
+                    provider: Arc::new(MockProvider::new(MockSettings::default())),
+                    upstream_model: "m".into(),
+                    prices: Prices::default(),
+                    max_output_tokens: None,
+                    context_window: None,
+                    capabilities: providers::Capabilities::ALL,
+                    metric_model: "a".into(),
+                    tier: None,
+                    counters: crate::telemetry::metrics::Metrics::new().target_counters("a", "p"),
+                };
+                Arc::new(Deployment::new(Arc::new(target), *w, timeouts, breaker))
+            })
+            .collect();
+        ModelGroup {
+            alias: "a".into(),
+            deployments,
+            fallbacks: Vec::new(),
+            fallback_on: CauseSet::default_causes(),
+            context_fallback: None,
+            mid_stream_failover: false,
+            tier: None,
+            context_window: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_deployments_share_traffic_by_weight() {
+        let g = group(&[3, 1]);
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut counts = [0u32; 2];
+        for _ in 0..10_000 {
+            counts[g.pick(&[], &mut rng).unwrap()] += 1;
+        }
+        // Two choices drawn by weight, ties going to the first draw: the first deployment wins
+        // whenever it is drawn first (75%), so it takes about three quarters.
+        assert!((7_200..=7_800).contains(&counts[0]), "{counts:?}");
+    }
+
+    #[tokio::test]
+    async fn the_less_busy_deployment_wins() {
+        let g = group(&[1, 1]);
+        let busy: Vec<_> = (0..5).map(|_| g.deployments[0].begin().unwrap()).collect();
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..100 {
+            assert_eq!(g.pick(&[], &mut rng), Some(1));
+        }
+        drop(busy);
+        // A deployment cooling down after a 429 is skipped, and tried ones are avoided.
+        g.deployments[1].cool_down(Some(Duration::from_secs(60)));
+        assert_eq!(g.pick(&[], &mut rng), Some(0));
+        assert_eq!(group(&[1, 1]).pick(&[0], &mut rng), Some(1));
+    }
+}

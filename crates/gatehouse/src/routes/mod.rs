@@ -13,9 +13,10 @@ use crate::app::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gatehouse", description = "Self-hosted LLM gateway: OpenAI-compatible API, operations endpoints."),
+    info(title = "Gatehouse", description = "Self-hosted LLM gateway: OpenAI-compatible API, assistants, conversations, experiments, operations endpoints."),
     paths(
         crate::chat::chat_completions,
+        crate::messages::messages,
         crate::embeddings::embeddings,
         crate::ops::list_models,
         crate::ops::health,
@@ -31,11 +32,37 @@ use crate::app::AppState;
         crate::access::api::rotate,
         crate::access::api::reset_budget,
         crate::access::api::audit_log,
+        crate::conversations::create,
+        crate::conversations::list,
+        crate::conversations::get,
+        crate::conversations::delete,
+        crate::conversations::send,
+        crate::conversations::summary,
+        crate::conversations::rate,
+        crate::assistants::admin::list,
+        crate::assistants::admin::create,
+        crate::assistants::admin::get,
+        crate::assistants::admin::update,
+        crate::assistants::admin::delete,
+        crate::assistants::admin::versions,
+        crate::assistants::admin::version,
+        crate::assistants::admin::export,
+        crate::assistants::admin::import,
+        crate::experiments::admin::create,
+        crate::experiments::admin::list,
+        crate::experiments::admin::get,
+        crate::experiments::admin::stop,
+        crate::experiments::results::results,
+        crate::cost_report::usage,
+        crate::cost_report::today,
+        crate::cache::admin::purge,
     ),
     modifiers(&AdminKeyScheme),
     tags(
         (name = "openai", description = "OpenAI-compatible API"),
+        (name = "anthropic", description = "Anthropic Messages API (x-api-key or Authorization: Bearer)"),
         (name = "ops", description = "Operations"),
+        (name = "conversations", description = "Stored conversations with assistants or models, owned by the API key and end-user id"),
         (name = "admin", description = "Admin API (Authorization: Bearer $GATEHOUSE_ADMIN_KEY)")
     )
 )]

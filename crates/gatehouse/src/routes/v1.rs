@@ -1,4 +1,5 @@
-//! The OpenAI-compatible API under `/v1`.
+//! The OpenAI-compatible API under `/v1`, Anthropic's `/v1/messages`, and Gatehouse's
+//! conversations beside them.
 
 use std::sync::Arc;
 
@@ -6,12 +7,30 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::{chat, embeddings, ops};
+use crate::{chat, conversations, embeddings, messages, ops};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(messages::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(ops::list_models))
         .route("/v1/usage", get(crate::access::usage::own_usage))
+        .route(
+            "/v1/conversations",
+            get(conversations::list).post(conversations::create),
+        )
+        .route(
+            "/v1/conversations/{id}",
+            get(conversations::get).delete(conversations::delete),
+        )
+        .route("/v1/conversations/{id}/messages", post(conversations::send))
+        .route(
+            "/v1/conversations/{id}/summary",
+            get(conversations::summary),
+        )
+        .route(
+            "/v1/conversations/{id}/messages/{message_id}/rating",
+            post(conversations::rate),
+        )
 }

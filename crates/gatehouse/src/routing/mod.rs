@@ -8,14 +8,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use providers::anthropic::AnthropicProvider;
+use providers::gemini::GeminiProvider;
 use providers::mock::MockProvider;
 use providers::openai::OpenAiProvider;
-use providers::{Provider, ProviderKind};
+use providers::{Capabilities, Provider, ProviderKind};
 
 use crate::config::resilience::{BreakerConfig, CauseSet, Timeouts};
 use crate::config::{Config, ModelConfig, Prices};
 use crate::error::{ApiError, ErrorCode};
 use crate::resilience::{Deployment, DeploymentHealth, ModelGroup};
+use crate::telemetry::metrics::{Metrics, TargetCounters};
 
 /// One deployment's call target.
 pub struct Target {
@@ -27,10 +30,13 @@ pub struct Target {
     pub prices: Prices,
     pub max_output_tokens: Option<u32>,
     pub context_window: Option<u32>,
+    /// What the model can do; requests needing more get a 400.
+    pub capabilities: Capabilities,
     /// Metric label: the alias for declared models, `<provider>/*` for passthrough names, so a
     /// client cannot create unbounded label values.
     pub metric_model: String,
     pub tier: Option<u8>,
+    pub counters: TargetCounters,
 }
 
 struct ProviderEntry {
@@ -53,6 +59,7 @@ pub struct ModelRouter {
     breaker: BreakerConfig,
     timeouts: Timeouts,
     pub tiers: tiers::TierTable,
+    metrics: Arc<Metrics>,
 }
 
 /// An upstream HTTP client: keep-alive, HTTP/1.1 and HTTP/2 (negotiated by ALPN).
@@ -68,22 +75,32 @@ pub fn upstream_client(connect_timeout: Duration) -> reqwest::Client {
 }
 
 impl ModelRouter {
-    pub fn build(config: &Config) -> ModelRouter {
+    pub fn build(config: &Config, metrics: &Arc<Metrics>) -> ModelRouter {
         let mut providers = HashMap::new();
         // One pooled client per connect timeout, shared by the providers that use it.
         let mut clients: HashMap<Duration, reqwest::Client> = HashMap::new();
         for p in &config.providers {
+            let mut client = || {
+                clients
+                    .entry(p.connect_timeout)
+                    .or_insert_with(|| upstream_client(p.connect_timeout))
+                    .clone()
+            };
+            let base = p
+                .base_url
+                .as_deref()
+                .or(p.kind.default_base_url())
+                .unwrap_or_default();
+            let key = p.api_key.clone();
             let provider: Arc<dyn Provider> = match p.kind {
                 ProviderKind::OpenAi => {
-                    let client = clients
-                        .entry(p.connect_timeout)
-                        .or_insert_with(|| upstream_client(p.connect_timeout));
-                    Arc::new(OpenAiProvider::new(
-                        client.clone(),
-                        p.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
-                        p.api_key.clone(),
-                        p.timeout,
-                    ))
+                    Arc::new(OpenAiProvider::new(client(), base, key, p.timeout))
+                }
+                ProviderKind::Anthropic => {
+                    Arc::new(AnthropicProvider::new(client(), base, key, p.timeout))
+                }
+                ProviderKind::Gemini => {
+                    Arc::new(GeminiProvider::new(client(), base, key, p.timeout))
                 }
                 ProviderKind::Mock => Arc::new(MockProvider::new(p.mock.clone())),
             };
@@ -113,7 +130,7 @@ impl ModelRouter {
                 .filter_map(|m| {
                     let entry = providers.get(&m.provider)?;
                     Some(Arc::new(Deployment::new(
-                        Arc::new(declared(m, entry)),
+                        Arc::new(declared(m, entry, metrics)),
                         m.weight,
                         m.timeouts,
                         breaker,
@@ -146,6 +163,7 @@ impl ModelRouter {
             breaker,
             timeouts: config.resilience.timeouts,
             tiers,
+            metrics: Arc::clone(metrics),
         }
     }
 
@@ -215,8 +233,12 @@ impl ModelRouter {
             prices: Prices::default(),
             max_output_tokens: None,
             context_window: None,
+            capabilities: entry.provider.kind().default_capabilities(),
             metric_model: format!("{provider}/*"),
             tier: None,
+            counters: self
+                .metrics
+                .target_counters(&format!("{provider}/*"), provider),
         };
         let group = Arc::new(ModelGroup {
             alias: alias.to_owned(),
@@ -280,7 +302,7 @@ impl ModelRouter {
     }
 }
 
-fn declared(m: &ModelConfig, entry: &ProviderEntry) -> Target {
+fn declared(m: &ModelConfig, entry: &ProviderEntry, metrics: &Metrics) -> Target {
     Target {
         alias: m.alias.clone(),
         provider_name: m.provider.clone(),
@@ -289,7 +311,9 @@ fn declared(m: &ModelConfig, entry: &ProviderEntry) -> Target {
         prices: m.prices,
         max_output_tokens: m.max_output_tokens,
         context_window: m.context_window,
+        capabilities: m.capabilities,
         metric_model: m.alias.clone(),
         tier: m.tier,
+        counters: metrics.target_counters(&m.alias, &m.provider),
     }
 }

@@ -79,6 +79,43 @@ pub struct Metrics {
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
     pub access: crate::access::metrics::AccessMetrics,
+    pub cache: crate::cache::metrics::CacheMetrics,
+    pub log_lines_dropped: Counter<u64, AtomicU64>,
+}
+
+/// Counters of one deployment target, looked up once when the target is built so the request
+/// path does not hash label sets.
+#[derive(Clone, Debug)]
+pub struct TargetCounters {
+    pub requests: Counter,
+    pub cost_micros: Counter,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+    pub cached_tokens: Counter,
+}
+
+impl Metrics {
+    pub fn target_counters(&self, model: &str, provider: &str) -> TargetCounters {
+        let ml = ModelLabels {
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let tokens = |kind| {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_owned(),
+                    kind,
+                })
+                .clone()
+        };
+        TargetCounters {
+            requests: self.model_requests.get_or_create(&ml).clone(),
+            cost_micros: self.cost_micros.get_or_create(&ml).clone(),
+            prompt_tokens: tokens("prompt"),
+            completion_tokens: tokens("completion"),
+            cached_tokens: tokens("cached"),
+        }
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,6 +128,7 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("gatehouse");
+        let cache = crate::cache::metrics::CacheMetrics::register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -111,6 +149,8 @@ impl Metrics {
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
             access: crate::access::metrics::AccessMetrics::default(),
+            log_lines_dropped: Counter::default(),
+            cache,
             registry: Registry::default(),
         };
         registry.register(
@@ -184,6 +224,11 @@ impl Metrics {
             m.circuit_transitions.clone(),
         );
         registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer fell behind",
+            m.log_lines_dropped.clone(),
+        );
+        registry.register(
             "ledger_queue_depth",
             "Usage records waiting to be written",
             m.ledger_queue_depth.clone(),
@@ -216,6 +261,7 @@ impl Metrics {
         set_counter(&self.ledger_written, snap.written);
         set_counter(&self.ledger_dropped, snap.dropped);
         set_counter(&self.ledger_write_errors, snap.write_errors);
+        set_counter(&self.log_lines_dropped, super::logging::dropped_lines());
         let mut out = String::with_capacity(8 * 1024);
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -13,7 +13,10 @@ use super::{cost_micros, now_ms};
 use crate::app::{AppState, RequestId};
 use crate::error::ErrorCode;
 use crate::routing::Target;
-use crate::telemetry::metrics::{CodeLabel, ModelLabels, RouteLabel, TokenLabels};
+use crate::telemetry::metrics::{CodeLabel, RouteLabel};
+
+/// Called once with the final record, just before it goes to the ledger.
+pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send + Sync>;
 
 pub struct UsageGuard {
     state: Arc<AppState>,
@@ -22,9 +25,12 @@ pub struct UsageGuard {
     started: Instant,
     route_label: &'static str,
     error: Option<ErrorCode>,
+    /// For `tier:…` requests the record names the model that served, not the tier.
+    model_follows_target: bool,
     done: bool,
     /// Rate-limit, lease and budget charges, settled with the recorded usage in `emit`.
     admission: Option<crate::access::Admission>,
+    on_finish: Option<FinishHook>,
 }
 
 impl UsageGuard {
@@ -74,8 +80,10 @@ impl UsageGuard {
             started,
             route_label,
             error: None,
+            model_follows_target: false,
             done: false,
             admission: None,
+            on_finish: None,
         }
     }
 
@@ -84,6 +92,23 @@ impl UsageGuard {
     pub fn set_admission(&mut self, admission: crate::access::Admission) {
         self.record.key_id = admission.key_id();
         self.admission = Some(admission);
+    }
+
+    /// The assistant version and experiment variant applied, and the conversation served.
+    pub fn set_assistant(
+        &mut self,
+        assistant_version_id: Option<i64>,
+        variant: Option<String>,
+        conversation_id: Option<i64>,
+    ) {
+        self.record.assistant_version_id = assistant_version_id;
+        self.record.variant = variant;
+        self.record.conversation_id = conversation_id;
+    }
+
+    /// Run `hook` with the final record (for running totals kept outside the ledger).
+    pub fn on_finish(&mut self, hook: FinishHook) {
+        self.on_finish = Some(hook);
     }
 
     pub fn set_flag(&mut self, flag: i64) {
@@ -121,11 +146,26 @@ impl UsageGuard {
 
     /// The deployment that actually serves the request (its prices and names go on the record).
     pub fn set_target(&mut self, target: Arc<Target>) {
+        if self.model_follows_target {
+            self.record.model.clone_from(&target.alias);
+        }
         self.record.provider.clone_from(&target.provider_name);
         self.record
             .upstream_model
             .clone_from(&target.upstream_model);
         self.target = target;
+    }
+
+    /// Name the serving model in the record (tier requests).
+    pub fn follow_target_model(&mut self) {
+        self.model_follows_target = true;
+        self.record.model.clone_from(&self.target.alias);
+    }
+
+    /// What the response cache did; a hit also records what it saved (the original cost).
+    pub fn set_cache(&mut self, status: CacheStatus, cost_saved_micros: i64) {
+        self.record.cache_status = status;
+        self.record.cost_saved_micros = cost_saved_micros;
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
@@ -184,26 +224,20 @@ impl UsageGuard {
         let r = &mut self.record;
         r.latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let m = &self.state.metrics;
-        let model_labels = ModelLabels {
-            model: self.target.metric_model.clone(),
-            provider: r.provider.clone(),
-        };
-        m.model_requests.get_or_create(&model_labels).inc();
-        m.cost_micros
-            .get_or_create(&model_labels)
+        let c = &self.target.counters;
+        let cache_hit = matches!(r.cache_status, CacheStatus::Hit | CacheStatus::SemanticHit);
+        if !cache_hit {
+            c.requests.inc();
+        }
+        c.cost_micros
             .inc_by(u64::try_from(r.cost_micros).unwrap_or(0));
-        for (kind, n) in [
-            ("prompt", r.prompt_tokens),
-            ("completion", r.completion_tokens),
-            ("cached", r.cached_tokens),
+        for (counter, n) in [
+            (&c.prompt_tokens, r.prompt_tokens),
+            (&c.completion_tokens, r.completion_tokens),
+            (&c.cached_tokens, r.cached_tokens),
         ] {
             if n > 0 {
-                m.tokens
-                    .get_or_create(&TokenLabels {
-                        model: self.target.metric_model.clone(),
-                        kind,
-                    })
-                    .inc_by(u64::try_from(n).unwrap_or(0));
+                counter.inc_by(u64::try_from(n).unwrap_or(0));
             }
         }
         if r.status == 499 {
@@ -258,6 +292,9 @@ impl UsageGuard {
         if let Some(mut a) = self.admission.take() {
             let tokens = r.prompt_tokens.saturating_add(r.completion_tokens);
             a.settle(u64::try_from(tokens).unwrap_or(0), r.cost_micros);
+        }
+        if let Some(hook) = self.on_finish.take() {
+            hook(&self.record);
         }
         self.state.ledger.record(self.record.clone());
     }

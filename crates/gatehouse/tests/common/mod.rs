@@ -53,13 +53,23 @@ max_output_tokens = 1000
 }
 
 pub async fn start_with_toml(toml: &str) -> Gate {
+    start_with_env(toml, &[]).await
+}
+
+/// As [`start_with_toml`], with extra environment variables (e.g. `GATEHOUSE_ADMIN_KEY`).
+pub async fn start_with_env(toml: &str, extra_env: &[(&str, &str)]) -> Gate {
     let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&path, toml).unwrap();
-    let env: HashMap<String, String> = [(
+    let mut env: HashMap<String, String> = [(
         "TEST_UPSTREAM_KEY".to_owned(),
         "sk-upstream-secret".to_owned(),
     )]
     .into();
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let config = Config::load_with_env(Some(&path), &env).unwrap();
     let db_url = secrecy::ExposeSecret::expose_secret(&config.database_url).to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

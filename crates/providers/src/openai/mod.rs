@@ -96,6 +96,28 @@ impl OpenAiProvider {
         let resp = self
             .send(&self.chat_url, body, Duration::from_secs(24 * 3600))
             .await?;
+        // Some OpenAI-compatible servers ignore `stream: true` and answer one JSON completion:
+        // replay it as a stream rather than failing.
+        let is_json = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| ProviderError::from_transport(&e))?;
+            let full: ChatResponse = serde_json::from_slice(&bytes).map_err(|_| {
+                ProviderError::new(
+                    ProviderErrorKind::Decode,
+                    "upstream returned an invalid chat completion",
+                )
+            })?;
+            return Ok(Box::pin(futures_util::stream::iter(
+                full.into_chunks().into_iter().map(Ok),
+            )));
+        }
         Ok(stream::chunk_stream(resp))
     }
 

@@ -3,6 +3,7 @@
 //! Rows hold ids and numbers only (never prompt or response bodies) so the table stays near
 //! 200 bytes a row and can grow to hundreds of millions of rows. The SQL lives in `sql`.
 
+pub(crate) mod report;
 pub(crate) mod sql;
 
 /// One row of `usage_records`.
@@ -56,6 +57,8 @@ impl UsageRecord {
     pub const FLAG_TOKENS_ESTIMATED: i64 = 2;
     pub const FLAG_TRUNCATED: i64 = 4;
     pub const FLAG_CLIENT_CANCELLED: i64 = 8;
+    /// A call Gatehouse made itself to summarise a conversation (not a client's message).
+    pub const FLAG_SUMMARY: i64 = 16;
 
     pub const MAX_REQUEST_ID_CHARS: usize = 128;
     /// Cap for `model`, `provider`, `upstream_model` and `error_code`: a client-chosen alias
@@ -102,7 +105,8 @@ pub enum CacheStatus {
     Miss,
     Hit,
     SemanticHit,
-    /// The cache applies but was bypassed, e.g. `cache-control: no-cache` or a streaming request.
+    /// The cache applies but was bypassed: `x-gatehouse-cache: skip`, or a temperature above
+    /// the caching threshold.
     Skip,
 }
 

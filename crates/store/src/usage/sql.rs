@@ -21,11 +21,6 @@ const INSERT_PREFIX: &str = "INSERT INTO usage_records (request_id, ts_ms, key_i
      fallback_reason, assistant_version_id, variant, conversation_id, cost_saved_micros) ";
 const BINDS_PER_ROW: usize = 24;
 
-/// SQLite's compiled-in `SQLITE_MAX_VARIABLE_NUMBER` (3.32 and later).
-const SQLITE_ROWS_PER_STATEMENT: usize = 32_766 / BINDS_PER_ROW;
-/// The wire protocol counts bind parameters in an `i16`-sized field read as unsigned.
-const POSTGRES_ROWS_PER_STATEMENT: usize = 65_535 / BINDS_PER_ROW;
-
 macro_rules! select_usage {
     ($tail:literal) => {
         concat!(
@@ -43,8 +38,13 @@ pub(crate) const SELECT_BY_REQUEST_ID_POSTGRES: &str =
     select_usage!("WHERE request_id = $1 ORDER BY id");
 pub(crate) const COUNT: &str = "SELECT COUNT(*) FROM usage_records";
 
-/// Inserts `rows` in one transaction, split into statements that stay under SQLite's
-/// bind-parameter limit.
+/// Rows per multi-row statement. Every full chunk has the same SQL text, so the backends keep it
+/// prepared (SQLite spent more time parsing a fresh 512-row statement per batch than inserting);
+/// the remainder goes row by row through the single-row statement, also prepared once.
+const ROWS_PER_STATEMENT: usize = 32;
+const _: () = assert!(ROWS_PER_STATEMENT * BINDS_PER_ROW < 32_766);
+
+/// Inserts `rows` in one transaction.
 pub(crate) async fn insert_sqlite(
     pool: &SqlitePool,
     rows: &[UsageRecord],
@@ -53,17 +53,23 @@ pub(crate) async fn insert_sqlite(
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
-        builder.push_values(chunk, push_row);
-        // Each chunk length is a different SQL text; caching them would only churn the
-        // per-connection statement cache.
-        builder.build().persistent(false).execute(&mut *tx).await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        if chunk.len() == ROWS_PER_STATEMENT {
+            let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
+            builder.push_values(chunk, push_row);
+            builder.build().execute(&mut *tx).await?;
+        } else {
+            for row in chunk {
+                let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
+                builder.push_values(std::slice::from_ref(row), push_row);
+                builder.build().execute(&mut *tx).await?;
+            }
+        }
     }
     tx.commit().await
 }
 
-/// As [`insert_sqlite`], for PostgreSQL's limit.
+/// As [`insert_sqlite`], for PostgreSQL.
 pub(crate) async fn insert_postgres(
     pool: &PgPool,
     rows: &[UsageRecord],
@@ -72,10 +78,18 @@ pub(crate) async fn insert_postgres(
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(POSTGRES_ROWS_PER_STATEMENT) {
-        let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
-        builder.push_values(chunk, push_row);
-        builder.build().persistent(false).execute(&mut *tx).await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        if chunk.len() == ROWS_PER_STATEMENT {
+            let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
+            builder.push_values(chunk, push_row);
+            builder.build().execute(&mut *tx).await?;
+        } else {
+            for row in chunk {
+                let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
+                builder.push_values(std::slice::from_ref(row), push_row);
+                builder.build().execute(&mut *tx).await?;
+            }
+        }
     }
     tx.commit().await
 }
