@@ -63,12 +63,9 @@ async fn two_hundred_concurrent_requests_against_fifty_per_minute_admit_exactly_
     let limited: Vec<_> = results.iter().filter(|((s, ..), _)| *s == 429).collect();
     assert_eq!((ok.len(), limited.len()), (50, 150), "took {spread:?}");
     assert_eq!(up.hits(), 50);
-    // Every admitted request saw the limit and a distinct remaining count: 49 down to 0 (as
-    // long as the burst took under one emission interval, 1.2 s).
-    assert!(
-        spread < Duration::from_millis(1_200),
-        "burst took {spread:?}"
-    );
+    // Every admitted request saw the limit and a distinct remaining count, 49 down to 0: exactly
+    // 50 admitted means every decision fell within the first emission interval (1.2 s), as a
+    // later request would have been admitted.
     let remaining: BTreeSet<u64> = ok
         .iter()
         .map(|((_, limit, rem, _), _)| {
