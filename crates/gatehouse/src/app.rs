@@ -57,11 +57,14 @@ pub struct RequestId {
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
     let security = &state.config.access.security;
-    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
-        tower_http::trace::DefaultMakeSpan::new()
-            .level(tracing::Level::DEBUG)
-            .include_headers(true),
-    );
+    // DEBUG only: `observe` writes the access log line; failures are not logged twice.
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(
+            tower_http::trace::DefaultMakeSpan::new()
+                .level(tracing::Level::DEBUG)
+                .include_headers(true),
+        )
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
     routes::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
