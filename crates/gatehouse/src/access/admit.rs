@@ -281,12 +281,16 @@ pub async fn admit_chat(
     req: &ChatRequest,
     chain: &mut Vec<Arc<ModelGroup>>,
 ) -> Result<Admission, ApiError> {
-    let prompt = estimate_prompt_tokens(req);
     let n = u64::from(req.n.unwrap_or(1).max(1));
     let user = principal.end_user.as_deref().or(req.user.as_deref());
     let default_out = state.access.cfg.limits.default_max_output_tokens;
     let out = req.requested_max_output();
-    let size = |groups: &[Arc<ModelGroup>]| reservation(prompt, out, n, groups, default_out);
+    // The prompt is counted only if something charges tokens or money (see `admit`).
+    let prompt = std::sync::OnceLock::new();
+    let size = |groups: &[Arc<ModelGroup>]| {
+        let p = *prompt.get_or_init(|| estimate_prompt_tokens(req));
+        reservation(p, out, n, groups, default_out)
+    };
     admit(state, principal, user, chain, &size).await
 }
 
@@ -297,15 +301,19 @@ pub async fn admit_embeddings(
     req: &EmbeddingsRequest,
     group: &Arc<ModelGroup>,
 ) -> Result<Admission, ApiError> {
-    let prompt: u64 = match &req.input {
-        EmbeddingInput::One(s) => count_tokens(s),
-        EmbeddingInput::Many(v) => v.iter().map(|s| count_tokens(s)).sum(),
-        EmbeddingInput::Tokens(v) => v.len() as u64,
-        EmbeddingInput::TokenBatches(v) => v.iter().map(|b| b.len() as u64).sum(),
+    let count = || -> u64 {
+        match &req.input {
+            EmbeddingInput::One(s) => count_tokens(s),
+            EmbeddingInput::Many(v) => v.iter().map(|s| count_tokens(s)).sum(),
+            EmbeddingInput::Tokens(v) => v.len() as u64,
+            EmbeddingInput::TokenBatches(v) => v.iter().map(|b| b.len() as u64).sum(),
+        }
     };
     let user = principal.end_user.as_deref().or(req.user.as_deref());
     let mut chain = vec![Arc::clone(group)];
-    let size = |groups: &[Arc<ModelGroup>]| reservation(prompt, Some(0), 1, groups, 0);
+    let prompt = std::sync::OnceLock::new();
+    let size =
+        |groups: &[Arc<ModelGroup>]| reservation(*prompt.get_or_init(count), Some(0), 1, groups, 0);
     admit(state, principal, user, &mut chain, &size).await
 }
 
@@ -330,7 +338,14 @@ async fn admit(
             )
         });
     }
-    let (mut tokens, amount) = size(chain);
+    // Counting the prompt (tiktoken) is skipped when nothing charges tokens or money: open mode
+    // without global token limits or a global budget.
+    let l = &access.cfg.limits;
+    let needs_size = key.is_some()
+        || l.global_tpm > 0
+        || (user.is_some() && l.user_tpm > 0)
+        || access.cfg.budgets.global_daily_micros.is_some();
+    let (mut tokens, amount) = if needs_size { size(chain) } else { (0, 0) };
     let mut plan = build_plan(access, key, user, tokens, amount);
     let mut downgraded_from = None;
     let (mut verdict, mut used) = run(access, &plan).await?;
