@@ -144,11 +144,17 @@ async fn openapi_covers_every_route() {
             "/admin/api/assistants/{slug}/experiments",
             "/admin/api/assistants/{slug}/versions",
             "/admin/api/assistants/{slug}/versions/{version}",
+            "/admin/api/audit",
             "/admin/api/cache/purge",
             "/admin/api/deployments",
             "/admin/api/experiments/{id}",
             "/admin/api/experiments/{id}/results",
             "/admin/api/experiments/{id}/stop",
+            "/admin/api/keys",
+            "/admin/api/keys/{id}",
+            "/admin/api/keys/{id}/budget/reset",
+            "/admin/api/keys/{id}/revoke",
+            "/admin/api/keys/{id}/rotate",
             "/admin/api/usage",
             "/admin/api/usage/today",
             "/health",
@@ -163,7 +169,8 @@ async fn openapi_covers_every_route() {
             "/v1/conversations/{id}/summary",
             "/v1/embeddings",
             "/v1/messages",
-            "/v1/models"
+            "/v1/models",
+            "/v1/usage"
         ]
     );
     assert!(doc["components"]["schemas"]["ChatRequest"].is_object());

@@ -6,6 +6,7 @@
 //! (`DATABASE_URL`, `LLM_PROVIDER`, `LLM_DEFAULT_MODEL`, and each provider's key and base URL
 //! variables, which switch that provider on).
 
+pub mod access;
 pub mod assistants;
 pub mod cache;
 pub mod raw;
@@ -61,6 +62,8 @@ pub struct Config {
     pub tier_rules: Vec<(String, u8)>,
     /// Daily spend cap per tier (index = tier), micro-USD.
     pub tier_daily_caps: [Option<i64>; 4],
+    /// Keys, rate limits, concurrency, budgets, Redis, security headers and audit.
+    pub access: access::AccessConfig,
     pub assistants: assistants::AssistantsConfig,
     pub cache: cache::CacheConfig,
 }
@@ -387,6 +390,21 @@ impl Config {
             tier_rules.push((r.task.clone(), r.min_tier));
         }
 
+        let aliases: Vec<&str> = models.iter().map(|m| m.alias.as_str()).collect();
+        let access = access::validate(
+            &access::RawAccess {
+                keys: &raw.keys,
+                limits: &raw.limits,
+                concurrency: &raw.concurrency,
+                budgets: &raw.budgets,
+                redis: &raw.redis,
+                security: &raw.security,
+                audit: &raw.audit,
+            },
+            get("REDIS_URL"),
+            &aliases,
+        )?;
+
         let (env_provider, env_model) = env_default.unzip();
         let default_provider = get("LLM_PROVIDER")
             .or(raw.routing.default_provider.clone())
@@ -436,6 +454,7 @@ impl Config {
             resilience,
             tier_rules,
             tier_daily_caps,
+            access,
             assistants: assistants::validate(&raw.assistants)?,
             cache,
         })

@@ -15,6 +15,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/messages", post(messages::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(ops::list_models))
+        .route("/v1/usage", get(crate::access::usage::own_usage))
         .route(
             "/v1/conversations",
             get(conversations::list).post(conversations::create),
