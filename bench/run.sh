@@ -24,6 +24,9 @@ BENCH_GATEHOUSE_KEY=${BENCH_GATEHOUSE_KEY:-}
 BENCH_LOADGEN=${BENCH_LOADGEN:-oha}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_FAULTS=${BENCH_FAULTS:-0}
+# off: no keys (open mode); inprocess: a key + rate limits + a budget on every request;
+# redis: the same with the limits and budget in a throwaway redis-server.
+BENCH_ACCESS=${BENCH_ACCESS:-off}
 BENCH_FAULT_RATE=${BENCH_FAULT_RATE:-0.1}
 BENCH_FAULT_MOCK_ADDR=${BENCH_FAULT_MOCK_ADDR:-127.0.0.1:9002}
 BENCH_FAULT_GATEHOUSE_ADDR=${BENCH_FAULT_GATEHOUSE_ADDR:-127.0.0.1:8081}
@@ -184,6 +187,28 @@ EOF
 
 gatehouse_env() { BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} "$@"; }
 
+# Starts a throwaway redis-server on a free loopback port (stopped on exit): sets ACCESS_REDIS_URL.
+start_access_redis() {
+    command -v redis-server >/dev/null || die "BENCH_ACCESS=redis needs redis-server (apt-get install redis-server)"
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for_port "127.0.0.1:$port" "$pid" redis-server "$OUT/redis.log"
+    ACCESS_REDIS_URL="redis://127.0.0.1:$port"
+}
+
+# BENCH_ACCESS on: a key with limits far above the load (every request is checked, none
+# refused) and a budget, created with the CLI in CONFIG's database before Gatehouse starts.
+create_bench_key() { # create_bench_key CONFIG: sets BENCH_GATEHOUSE_KEY
+    BENCH_GATEHOUSE_KEY=$(gatehouse_env "$BIN_DIR/gatehouse" keys create --config "$1" --name bench \
+        --rpm 100000000 --tpm 100000000000 --daily-budget-usd 1000000 --monthly-budget-usd 10000000 \
+        2>>"$OUT/gatehouse.log")
+    [[ -n "$BENCH_GATEHOUSE_KEY" ]] || die "could not create the benchmark key; see $OUT/gatehouse.log"
+    log "access on ($BENCH_ACCESS): key, rate limits and budget checked on every request"
+}
+
 start_gatehouse() { # start_gatehouse NAME LISTEN CONFIG: sets STARTED_PID
     local name=$1 listen=$2 config=$3
     port_free "$listen" || die "$listen is already in use (set BENCH_GATEHOUSE_ADDR / BENCH_FAULT_GATEHOUSE_ADDR)"
@@ -315,7 +340,15 @@ main() {
             [[ -x "$BIN_DIR/gatehouse" ]] || die "$BIN_DIR/gatehouse not found (or set BENCH_ONLY_DIRECT=1)"
             local config=$BENCH_GATEHOUSE_CONFIG
             if [[ -z "$config" ]]; then
-                config=$(write_gatehouse_config gatehouse "$BENCH_GATEHOUSE_ADDR" "$BENCH_MOCK_ADDR")
+                local extra=""
+                if [[ "$BENCH_ACCESS" == redis ]]; then
+                    start_access_redis
+                    extra=$(printf '[redis]\nurl = "%s"' "$ACCESS_REDIS_URL")
+                fi
+                config=$(write_gatehouse_config gatehouse "$BENCH_GATEHOUSE_ADDR" "$BENCH_MOCK_ADDR" "$extra")
+            fi
+            if [[ "$BENCH_ACCESS" != off ]]; then
+                create_bench_key "$config"
             fi
             start_gatehouse gatehouse "$BENCH_GATEHOUSE_ADDR" "$config"
             TARGETS+=("gatehouse|http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_MOCK_ADDR")
@@ -367,6 +400,7 @@ main() {
             echo "- CPU µs/req and peak RSS are each Gatehouse process's own (clean and faults run side by side)"
         else
             echo "- CPU µs/req and peak RSS are the target process's own: the mock for direct, Gatehouse for gatehouse"
+            echo "- access: $BENCH_ACCESS (off = open mode; inprocess/redis = API key + rate limits + budget on every request)"
         fi
     } >"$OUT/meta.md"
     python3 bench/report.py table "$OUT/runs.tsv" "$OUT/meta.md" "$baseline" | tee "$OUT/results.md"

@@ -299,7 +299,7 @@ def test_anthropic_upstream_failure_is_502(claude):
 def test_anthropic_upstream_rate_limit_is_503(claude):
     with pytest.raises(anthropic.APIStatusError) as e:
         claude.messages.create(
-            model="mock-rate-limited", max_tokens=10, messages=[{"role": "user", "content": "[mock:status=429]"}]
+            model="mock-rate-limited-anthropic", max_tokens=10, messages=[{"role": "user", "content": "[mock:status=429]"}]
         )
     assert not isinstance(e.value, anthropic.RateLimitError)
     assert e.value.status_code == 503

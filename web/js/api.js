@@ -61,10 +61,21 @@ export function networkError(cause) {
   });
 }
 
+let bearer = null;
+
+/** The API key the chat sends with its own API calls (`web.chat_access = "key"`). */
+export function setBearer(key) {
+  bearer = key || null;
+}
+
 /** fetch() that turns transport failures into ApiError({network: true}); aborts pass through. */
 export async function send(path, options = {}) {
+  const opts = { credentials: 'same-origin', ...options };
+  if (bearer && path.startsWith('/web/api/')) {
+    opts.headers = { ...(options.headers || {}), authorization: `Bearer ${bearer}` };
+  }
   try {
-    return await fetch(path, { credentials: 'same-origin', ...options });
+    return await fetch(path, opts);
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
     throw networkError(err);

@@ -50,6 +50,11 @@ format = "json"
 [routing]
 default_model = "mock-1"
 
+# Every test browser comes from one address: room for all of them.
+[limits]
+web_chat_rpm = 600
+anonymous_rpm = 6000
+
 [providers.slow]
 kind = "mock"
 chunk_delay_ms = 150
@@ -71,6 +76,7 @@ TOML
 export GATEHOUSE_ADMIN_KEY="ui-test-admin-key-$(date +%s)-$$"
 export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$target/ui-screenshots}"
 mkdir -p "$SCREENSHOT_DIR"
+rm -f "$SCREENSHOT_DIR"/*.png
 
 env -u OPENAI_API_KEY -u DATABASE_URL -u GATEHOUSE_CONFIG RUST_LOG=info \
     "$bin" serve --config "$work/gatehouse.toml" >"$work/server.log" 2>&1 &

@@ -29,6 +29,8 @@ pub struct AppState {
     pub web: crate::web::WebState,
     pub assistants: Arc<crate::assistants::Runtime>,
     pub cache: crate::cache::ResponseCache,
+    /// Keys, limits, concurrency and budgets.
+    pub access: Arc<crate::access::Access>,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
@@ -42,18 +44,49 @@ pub struct RequestId {
 /// Assemble the application. Layers, outermost first:
 /// 1. `observe`: request id in and out, in-flight gauge, request metrics and the access log line
 ///    — outermost so it sees every response, including errors from the layers below;
-/// 2. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
+/// 2. security headers: on every response, errors and preflights included;
+/// 3. CORS (configured origins only): answers preflights before authentication;
+/// 4. sensitive headers: `Authorization` and key headers marked before anything traces them;
+/// 5. trace: a DEBUG span per request (headers included, the sensitive ones redacted);
+/// 6. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
 ///    413 of the error contract from `ValidJson`;
-/// 3. `x-gatehouse-cache` response header: gives each request the slot the chat pipeline
+/// 7. access: authentication outside the allowlist, the admin rate limit, `x-ratelimit-*`
+///    headers — inside the body limit so it never buffers a body, outside the routes so unknown
+///    paths need a key too;
+/// 8. `x-gatehouse-cache` response header: gives each request the slot the chat pipeline
 ///    reports the cache outcome in, and sets the header from it (JSON and SSE alike);
-/// 4. routes, with OpenAI-style JSON for unknown paths and methods.
+/// 9. routes, with OpenAI-style JSON for unknown paths and methods.
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
+    let security = &state.config.access.security;
+    // DEBUG only: `observe` writes the access log line; failures are not logged twice.
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(
+            tower_http::trace::DefaultMakeSpan::new()
+                .level(tracing::Level::DEBUG)
+                .include_headers(true),
+        )
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
     routes::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::cache::context::response_header))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::access::layer::access_layer,
+        ))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(trace)
+        .layer(
+            tower_http::sensitive_headers::SetSensitiveHeadersLayer::new(
+                crate::security::sensitive_headers(),
+            ),
+        )
+        .layer(tower::util::option_layer(crate::security::cors(security)))
+        .layer(middleware::from_fn_with_state(
+            crate::security::SecurityHeaders::new(security),
+            crate::security::security_headers,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }

@@ -26,6 +26,7 @@ use crate::usage::UsageGuard;
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     ValidJson(mut req): ValidJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
     let started = Instant::now();
@@ -51,6 +52,7 @@ pub async fn embeddings(
         return Err(ApiError::invalid("input", "`input` must not be empty"));
     }
     let wanted = req.encoding_format.unwrap_or(EncodingFormat::Float);
+    let admission = crate::access::admit_embeddings(&state, &principal, &req, &group).await?;
     req.model.clone_from(&target.upstream_model);
     let mut guard = UsageGuard::new(
         Arc::clone(&state),
@@ -59,6 +61,7 @@ pub async fn embeddings(
         Arc::clone(&target),
         started,
     );
+    guard.set_admission(admission);
     let Ok(ticket) = dep.begin() else {
         guard.finish_err(ErrorCode::NoHealthyDeployment);
         return Err(ApiError::new(

@@ -30,7 +30,11 @@ pub enum ErrorCode {
     ProviderTimeout,
     NoHealthyDeployment,
     NoViableModel,
+    ModelNotAllowed,
+    RateLimited,
     BudgetExceeded,
+    BudgetUnavailable,
+    QueueTimeout,
     /// An assistant's per-conversation or per-day cost ceiling is reached (and it refuses).
     AssistantCeilingReached,
     /// A system prompt is over the token limit (the admin API, without `force`).
@@ -63,7 +67,11 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NoHealthyDeployment => "no_healthy_provider",
             ErrorCode::NoViableModel => "no_viable_model",
+            ErrorCode::ModelNotAllowed => "model_not_allowed",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
             ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::BudgetUnavailable => "budget_unavailable",
+            ErrorCode::QueueTimeout => "queue_timeout",
             ErrorCode::AssistantCeilingReached => "assistant_ceiling_reached",
             ErrorCode::PromptTooLong => "prompt_too_long",
             ErrorCode::Conflict => "conflict",
@@ -87,7 +95,10 @@ impl ErrorCode {
                 (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
             }
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error"),
-            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
+            ErrorCode::Forbidden | ErrorCode::ModelNotAllowed => {
+                (StatusCode::FORBIDDEN, "permission_error")
+            }
+            ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             ErrorCode::BudgetExceeded => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
             ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::CacheMiss => {
                 (StatusCode::NOT_FOUND, "invalid_request_error")
@@ -104,6 +115,8 @@ impl ErrorCode {
             | ErrorCode::ShuttingDown
             | ErrorCode::NoHealthyDeployment
             | ErrorCode::NoViableModel
+            | ErrorCode::BudgetUnavailable
+            | ErrorCode::QueueTimeout
             | ErrorCode::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             ErrorCode::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
@@ -208,7 +221,8 @@ impl IntoResponse for ApiError {
             self.code,
             ErrorCode::BudgetExceeded | ErrorCode::AssistantCeilingReached
         ) {
-            // OpenAI's SDKs retry 429s on their own unless told not to; waiting will not help.
+            // The official SDKs retry 429s on their own unless told not to; waiting will not
+            // help here.
             resp.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
         }

@@ -1,8 +1,10 @@
 //! Gatehouse: a self-hosted LLM gateway. [`start`] builds everything from a [`Config`] and serves
 //! on a listener until told to stop; the binary and the integration tests both use it.
 
+pub mod access;
 pub mod app;
 pub mod assistants;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod chat;
@@ -19,6 +21,7 @@ pub mod ops;
 pub mod resilience;
 pub mod routes;
 pub mod routing;
+pub mod security;
 pub mod telemetry;
 pub mod transcribe;
 pub mod usage;
@@ -47,6 +50,11 @@ pub enum StartupError {
     Store(#[from] store::StoreError),
     #[error("cache: {0}")]
     Cache(String),
+    /// An unsafe setup, with what to change.
+    #[error("{0}")]
+    Insecure(String),
+    #[error("access control: {0}")]
+    Access(String),
     #[error("could not listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -61,6 +69,8 @@ pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     writer: store::LedgerWriter,
+    audit_writer: audit::AuditWriter,
+    access_tasks: access::AccessTasks,
 }
 
 /// Open the store, start the ledger writer and serve `config` on `listener`.
@@ -71,6 +81,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
             addr: config.server.listen,
             source,
         })?;
+    access::check_listener(&config, addr).map_err(StartupError::Insecure)?;
     let store = store::Store::connect(config.database_url.expose_secret()).await?;
     let (ledger, writer) = store::Ledger::start(store.clone(), config.ledger.clone());
     let metrics = Metrics::new();
@@ -90,6 +101,28 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
             return Err(StartupError::Cache(e));
         }
     };
+    let (audit, audit_writer) = audit::Audit::start(
+        store.clone(),
+        &config.access.audit,
+        metrics.access.audit_dropped.clone(),
+    );
+    let (access, access_tasks) = match access::Access::start(
+        &config,
+        store.clone(),
+        Arc::clone(&metrics),
+        audit,
+        addr,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            audit_writer.shutdown().await;
+            let _ = writer.shutdown().await;
+            store.close().await;
+            return Err(StartupError::Access(e));
+        }
+    };
     let state = Arc::new(AppState {
         config: Arc::new(config),
         router,
@@ -100,6 +133,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         web,
         assistants,
         cache,
+        access,
     });
     let app = build_app(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -107,7 +141,11 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
     let server = tokio::spawn(async move {
         let (drained_tx, drained_rx) = oneshot::channel::<()>();
         let mut stop_rx = stop_rx;
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             let _ = (&mut stop_rx).await;
             let _ = drained_tx.send(());
         });
@@ -135,6 +173,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         stop: Some(stop_tx),
         server,
         writer,
+        audit_writer,
+        access_tasks,
     })
 }
 
@@ -148,6 +188,8 @@ impl Running {
         let _ = (&mut self.server).await;
         // Cache writes still in flight (Redis, semantic) finish before the database closes.
         self.state.cache.drain().await;
+        self.access_tasks.shutdown().await;
+        self.audit_writer.shutdown().await;
         let stats = self.writer.shutdown().await;
         self.state.store.close().await;
         stats

@@ -1,5 +1,5 @@
-//! The `gatehouse` command line: `serve`, `check-config`, `lint-prompts`, `mock-upstream`,
-//! `version`.
+//! The `gatehouse` command line: `serve`, `keys`, `check-config`, `lint-prompts`,
+//! `mock-upstream`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,12 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gatehouse::config::Config;
-use mimalloc::MiMalloc;
-
-// mimalloc: fewer cycles per allocation than glibc's malloc under the many small, short-lived
-// allocations of request handling (measured with bench/run.sh).
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "gatehouse", about = "Self-hosted LLM gateway", version)]
@@ -25,6 +19,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process run")]
 enum Command {
     /// Run the gateway (the default command).
     Serve {
@@ -34,6 +29,9 @@ enum Command {
     },
     /// Validate the configuration and print what it resolves to, secrets masked.
     CheckConfig,
+    /// Manage API keys in the configured database.
+    #[command(subcommand)]
+    Keys(gatehouse::access::cli::KeysCommand),
     /// Serve a mock OpenAI upstream that injects faults at random, to rehearse outages.
     MockUpstream(Box<test_support::cli::MockUpstreamArgs>),
     /// Count the tokens of every assistant's system prompt and experiment variant prompt in the
@@ -76,6 +74,7 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
+        Command::Keys(cmd) => gatehouse::access::cli::main(&config, cmd),
         Command::LintPrompts { limit } => lint_prompts(&config, limit),
         Command::Version | Command::MockUpstream(_) => ExitCode::SUCCESS,
     }

@@ -67,6 +67,7 @@ pub struct Readiness {
     pub database: DependencyStatus,
     pub ledger: LedgerStatus,
     pub deployments: Vec<crate::resilience::DeploymentHealth>,
+    pub access: crate::access::AccessStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -117,7 +118,9 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         || deployments
             .iter()
             .any(|d| d.circuit != "open" && !d.cooling_down);
-    let degraded = ledger.status != "healthy"
+    let access = state.access.status();
+    let degraded = access.status != "healthy"
+        || ledger.status != "healthy"
         || deployments
             .iter()
             .any(|d| d.circuit != "closed" || d.cooling_down);
@@ -133,6 +136,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         database,
         ledger,
         deployments,
+        access,
     };
     (status, Json(body)).into_response()
 }

@@ -71,6 +71,7 @@ struct Upload {
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -155,13 +156,15 @@ pub async fn transcriptions(
             )
         })?;
     let target = Arc::clone(&dep.target);
-    let guard = UsageGuard::new(
+    let admission = crate::access::admit_transcription(&state, &principal, &group).await?;
+    let mut guard = UsageGuard::new(
         Arc::clone(&state),
         &request_id,
         Route::Transcription,
         Arc::clone(&target),
         started,
     );
+    guard.set_admission(admission);
     let req = TranscriptionRequest {
         model: target.upstream_model.clone(),
         file: upload.bytes,

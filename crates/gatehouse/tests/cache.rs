@@ -11,11 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
 use cache_support::{content, send, start};
 use common::{row, sse_data};
-use gatehouse::auth::Principal;
 use serde_json::{Value, json};
 use store::CacheStatus;
 use test_support::{Behavior, MockUpstream};
@@ -96,27 +93,33 @@ async fn hits_misses_and_what_is_part_of_the_key() {
     assert_eq!(row(&store, "k-warm1").await.cache_status, CacheStatus::Skip);
 }
 
-/// Adds the `Principal` an auth layer would (keys are not on this branch): `x-test-key: N`.
-fn with_principal(state: Arc<gatehouse::AppState>) -> axum::Router {
-    gatehouse::build_app(state).layer(axum::middleware::from_fn(
-        |mut req: Request, next: Next| async move {
-            let key = req
-                .headers()
-                .get("x-test-key")
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            if let Some(id) = key {
-                req.extensions_mut().insert(Principal { key_id: Some(id) });
-            }
-            next.run(req).await
-        },
-    ))
+/// The app with two real API keys: `Some(1)` and `Some(2)` in [`send_as`].
+async fn with_keys(state: Arc<gatehouse::AppState>) -> (axum::Router, Vec<String>) {
+    let mut keys = Vec::new();
+    for name in ["one", "two"] {
+        let create = gatehouse::access::api::CreateKey {
+            name: name.into(),
+            ..Default::default()
+        };
+        let (secret, _) = gatehouse::access::api::create_key(&state.store, &create)
+            .await
+            .unwrap();
+        keys.push(secret);
+    }
+    state.access.keys.refresh(&state.store).await.unwrap();
+    (gatehouse::build_app(state), keys)
 }
 
-async fn send_as(app: &axum::Router, key: Option<i64>, body: &Value) -> (String, Value) {
+async fn send_as(
+    (app, keys): &(axum::Router, Vec<String>),
+    key: Option<i64>,
+    body: &Value,
+) -> (String, Value) {
     let mut req =
         http::Request::post("/v1/chat/completions").header("content-type", "application/json");
     if let Some(k) = key {
-        req = req.header("x-test-key", k.to_string());
+        let secret = &keys[usize::try_from(k - 1).unwrap()];
+        req = req.header("authorization", format!("Bearer {secret}"));
     }
     let resp = app
         .clone()
@@ -140,7 +143,7 @@ async fn send_as(app: &axum::Router, key: Option<i64>, body: &Value) -> (String,
 async fn no_hit_across_tenants_unless_shared() {
     let up = MockUpstream::start(Behavior::ok("Secret answer.")).await;
     let mut gate = start(&up.base_url, CACHE).await;
-    let app = with_principal(Arc::clone(&gate.running.as_ref().unwrap().state));
+    let app = with_keys(Arc::clone(&gate.running.as_ref().unwrap().state)).await;
     let q = ask("What did I tell you?");
     assert_eq!(send_as(&app, Some(1), &q).await.0, "miss");
     assert_eq!(
@@ -148,19 +151,14 @@ async fn no_hit_across_tenants_unless_shared() {
         "miss",
         "key 2 saw key 1's entry"
     );
-    assert_eq!(
-        send_as(&app, None, &q).await.0,
-        "miss",
-        "open mode saw a key's entry"
-    );
     assert_eq!(send_as(&app, Some(1), &q).await.0, "hit");
     assert_eq!(send_as(&app, Some(2), &q).await.0, "hit");
-    assert_eq!(up.hits(), 3);
+    assert_eq!(up.hits(), 2);
     gate.shutdown_and_store().await;
 
     let up = MockUpstream::start(Behavior::ok("Public answer.")).await;
     let mut gate = start(&up.base_url, "[cache]\nenabled = true\nshared = true\n").await;
-    let app = with_principal(Arc::clone(&gate.running.as_ref().unwrap().state));
+    let app = with_keys(Arc::clone(&gate.running.as_ref().unwrap().state)).await;
     assert_eq!(send_as(&app, Some(1), &q).await.0, "miss");
     let (h, body) = send_as(&app, Some(2), &q).await;
     assert_eq!((h.as_str(), content(&body)), ("hit", "Public answer."));

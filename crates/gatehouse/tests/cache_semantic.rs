@@ -203,8 +203,16 @@ async fn a_new_system_prompt_or_assistant_version_stops_matching() {
                 logged_by_guard: Arc::default(),
             };
             let req = serde_json::from_value(ask(Some("You help."), text)).unwrap();
-            let out =
-                gatehouse::chat::run(&state, &id, Route::Chat, req, Instant::now(), &ctx).await;
+            let out = gatehouse::chat::run(
+                &state,
+                &id,
+                &gatehouse::auth::Principal::default(),
+                Route::Chat,
+                req,
+                Instant::now(),
+                &ctx,
+            )
+            .await;
             let Ok(Outcome::Complete(_)) = out else {
                 panic!("no completion")
             };

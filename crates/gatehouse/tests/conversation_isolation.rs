@@ -11,9 +11,6 @@ use std::sync::Arc;
 
 use assist::{call, conversation, create_assistant, gate};
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
-use gatehouse::auth::Principal;
 use http::Method;
 use serde_json::{Value, json};
 use test_support::{Behavior, MockUpstream};
@@ -215,23 +212,25 @@ async fn users_cannot_see_each_others_conversations() {
     assert_eq!(r.status, 404);
 }
 
-/// Stands in for the API-key layer: `x-test-key: N` makes the caller key N.
-async fn test_principal(mut req: Request, next: Next) -> axum::response::Response {
-    let key_id = req
-        .headers()
-        .get("x-test-key")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    req.extensions_mut().insert(Principal { key_id });
-    next.run(req).await
-}
-
 #[tokio::test]
 async fn api_keys_cannot_see_each_others_conversations() {
     let up = MockUpstream::start(Behavior::ok("ok")).await;
     let g = gate(&up.base_url).await;
     let state = Arc::clone(&g.running.as_ref().unwrap().state);
-    let app = gatehouse::build_app(state).layer(axum::middleware::from_fn(test_principal));
+    // Two real API keys ("1" and "2" below); from then on a key is required.
+    let mut keys = Vec::new();
+    for name in ["one", "two"] {
+        let create = gatehouse::access::api::CreateKey {
+            name: name.into(),
+            ..Default::default()
+        };
+        let (secret, _) = gatehouse::access::api::create_key(&state.store, &create)
+            .await
+            .unwrap();
+        keys.push(secret);
+    }
+    state.access.keys.refresh(&state.store).await.unwrap();
+    let app = gatehouse::build_app(state);
     let request = |method: Method,
                    path: String,
                    key: Option<&str>,
@@ -242,7 +241,8 @@ async fn api_keys_cannot_see_each_others_conversations() {
             .uri(path)
             .header("content-type", "application/json");
         if let Some(k) = key {
-            b = b.header("x-test-key", k);
+            let secret = &keys[if k == "1" { 0 } else { 1 }];
+            b = b.header("authorization", format!("Bearer {secret}"));
         }
         if let Some(u) = user {
             b = b.header("x-gatehouse-user", u);
@@ -281,8 +281,8 @@ async fn api_keys_cannot_see_each_others_conversations() {
             .0,
         200
     );
-    // Another key; the same key with an end-user id; no key at all.
-    for (key, user) in [(Some("2"), None), (Some("1"), Some("u")), (None, None)] {
+    // Another key; the same key with an end-user id: it does not exist for them.
+    for (key, user) in [(Some("2"), None), (Some("1"), Some("u"))] {
         let (status, body) = run(request(Method::GET, path.clone(), key, user, None)).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
@@ -290,6 +290,12 @@ async fn api_keys_cannot_see_each_others_conversations() {
             "{key:?} {user:?}"
         );
     }
+    // No key at all: refused before any lookup, now that keys exist.
+    let (status, body) = run(request(Method::GET, path.clone(), None, None, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
     let (_, list) = run(request(
         Method::GET,
         "/v1/conversations".into(),

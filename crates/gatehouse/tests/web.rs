@@ -221,10 +221,19 @@ async fn pages_and_files_have_types_etags_and_revalidate() {
     }
     // Pages carry their own strict policy; the chat page is the chat.
     let page = web.get("/").await;
-    let csp = page.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    // The security layer's UI policy, and the microphone for this origin (voice input).
+    let h = page.headers().clone();
+    assert_eq!(
+        h["content-security-policy"],
+        gatehouse::config::access::DEFAULT_UI_CSP
+    );
+    assert!(
+        h["permissions-policy"]
+            .to_str()
+            .unwrap()
+            .contains("microphone=(self)")
+    );
+    let csp = h["content-security-policy"].to_str().unwrap().to_owned();
     assert!(
         csp.starts_with("default-src 'self'; script-src 'self'; style-src 'self';"),
         "{csp}"
@@ -945,13 +954,6 @@ async fn invite_mode_without_codes_does_not_start() {
         err.to_string(),
         "web.chat_access: `everyone` is not one of open, invite, key"
     );
-    // Bad input: key mode in a build without API keys (refused rather than left open).
-    std::fs::write(&path, "[web]\nchat_access = \"key\"\n").unwrap();
-    let err = Config::load_with_env(Some(&path), &HashMap::new()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "web.chat_access: `key` needs API keys, which this build does not have yet; use `invite` or `open`"
-    );
     // Bad input: a short session secret.
     std::fs::write(&path, "").unwrap();
     let env: HashMap<String, String> =
@@ -1334,4 +1336,130 @@ async fn transcriptions_are_proxied_to_a_whisper_compatible_upstream() {
             Some("upstream rejected the request: upstream says 400")
         )
     );
+}
+
+#[tokio::test]
+async fn web_chat_limits_apply_per_user_and_per_address() {
+    let web = start("[limits]\nweb_chat_rpm = 2\n", &[]).await;
+    let (alice, _) = web.chat_session().await;
+    let (bob, _) = web.chat_session().await;
+    let chat = |cookie: &str| {
+        web.client
+            .post(web.url("/web/api/chat/completions"))
+            .header("cookie", cookie)
+            .json(&common::chat_body("mock-1", "hi"))
+            .send()
+    };
+    let first = chat(&alice).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-requests"], "2");
+    assert_eq!(first.headers()["x-ratelimit-remaining-requests"], "1");
+    assert_eq!(chat(&alice).await.unwrap().status(), 200);
+    // Bad input: a third message within the minute.
+    let r = chat(&alice).await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(error_of(r).await, (429, "rate_limit_exceeded".into(), None));
+    // Bad input: a fresh cookie from the same address (the address has used its two as well).
+    let r = chat(&bob).await.unwrap();
+    assert_eq!(error_of(r).await, (429, "rate_limit_exceeded".into(), None));
+    // Reading is not limited.
+    let r = web
+        .client
+        .get(web.url("/web/api/usage"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn key_mode_needs_a_valid_api_key_from_the_browser() {
+    let mut web = start("[web]\nchat_access = \"key\"\n", &[]).await;
+    let created: Value = web
+        .client
+        .post(web.url("/admin/api/keys"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_i64().unwrap();
+    let (cookie, _) = web.chat_session().await;
+    let session = |bearer: Option<&str>| {
+        let mut rb = web
+            .client
+            .get(web.url("/web/api/session"))
+            .header("cookie", &cookie);
+        if let Some(b) = bearer {
+            rb = rb.bearer_auth(b);
+        }
+        rb.send()
+    };
+    let info: Value = session(None).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (info["access"].as_str(), info["authorized"].as_bool()),
+        (Some("key"), Some(false))
+    );
+    let info: Value = session(Some(&key)).await.unwrap().json().await.unwrap();
+    assert_eq!(info["authorized"], true);
+    let chat = |bearer: Option<&str>, id: &'static str| {
+        let mut rb = web
+            .client
+            .post(web.url("/web/api/chat/completions"))
+            .header("cookie", &cookie)
+            .header("x-request-id", id)
+            .json(&common::chat_body("mock-1", "hi"));
+        if let Some(b) = bearer {
+            rb = rb.bearer_auth(b);
+        }
+        rb.send()
+    };
+    // Bad input: no key; a made-up key.
+    let r = chat(None, "k0").await.unwrap();
+    assert_eq!(error_of(r).await, (401, "invalid_api_key".into(), None));
+    let r = chat(Some("gh-not-a-real-key-0000000000000000"), "k0")
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (401, "invalid_api_key".into(), None));
+    assert_eq!(chat(Some(&key), "k1").await.unwrap().status(), 200);
+    // The request is the key's: its usage record names it.
+    let store = web.store().await;
+    assert_eq!(common::row(&store, "k1").await.key_id, Some(key_id));
+}
+
+#[tokio::test]
+async fn a_signed_in_console_is_not_held_to_the_admin_rate_limit() {
+    let web = start(
+        "[limits]\nadmin_requests = 3\nadmin_period_secs = 300\n",
+        &[],
+    )
+    .await;
+    // One request of the three: signing in.
+    let (cookie, _) = web.sign_in().await;
+    for _ in 0..6 {
+        let r = web
+            .client
+            .get(web.url("/admin/api/deployments"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Without a session (the bearer key, or guesses) the limit counts: two more, then 429.
+    let bearer = || {
+        web.client
+            .get(web.url("/admin/api/deployments"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+    };
+    assert_eq!(bearer().await.unwrap().status(), 200);
+    assert_eq!(bearer().await.unwrap().status(), 200);
+    let r = bearer().await.unwrap();
+    assert_eq!(error_of(r).await, (429, "rate_limit_exceeded".into(), None));
 }

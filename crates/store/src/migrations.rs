@@ -46,6 +46,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_usage_records"),
     migration!(2, "0002_usage_routing"),
     migration!(3, "0003_assistants"),
+    migration!(4, "0004_keys_and_audit"),
 ];
 
 /// The newest schema version this build knows.

@@ -1,6 +1,6 @@
 // Health: readiness (database, ledger queue depth) from /ready and every deployment's circuit
 // state, in-flight calls, latency and last error from /admin/api/deployments; refreshes every
-// five seconds while shown.
+// ten seconds while shown.
 
 import { int } from '../format.js';
 import { admin, badge, errorBox, h, isMissing, table, unavailable } from './ui.js';
@@ -58,5 +58,5 @@ export async function healthScreen(box) {
   const timer = setInterval(() => {
     if (!box.isConnected) { clearInterval(timer); return; }
     load();
-  }, 5000);
+  }, 10000);
 }

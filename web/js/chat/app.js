@@ -7,14 +7,14 @@ import './message.js';
 import './composer.js';
 import './conversations.js';
 import './cost.js';
-import { api, ApiError, newRequestId } from '../api.js';
+import { api, ApiError, newRequestId, setBearer } from '../api.js';
 import { decorate } from '../icons.js';
 import * as db from '../db.js';
 import { describeError } from '../errors.js';
 import { isOnline, onConnectionChange, registerServiceWorker, watchConnection } from '../offline.js';
 import { fetchUsage, streamReply, toOpenAiMessages, usageFor } from './send.js';
 import * as server from './server.js';
-import { closeDrawer, openDrawer, showGate } from './layout.js';
+import { KEY_STORAGE, closeDrawer, openDrawer, showGate } from './layout.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -497,6 +497,7 @@ async function main() {
     await db.putConversation(state.current);
   });
 
+  setBearer(localStorage.getItem(KEY_STORAGE));
   await db.recoverInterrupted();
   try {
     state.session = await loadSession();
@@ -514,6 +515,8 @@ async function main() {
   showTarget((await db.getMeta('target')) || state.session.default_model);
   ui.composer.setSession(state.session);
   if (!state.session.authorized) {
+    // A stored key the server no longer accepts is forgotten, and asked for again.
+    if (state.session.access === 'key') localStorage.removeItem(KEY_STORAGE);
     showGate(state.session);
     document.body.dataset.ready = 'true';
     return;

@@ -1,7 +1,7 @@
 // The page around the chat: the conversation drawer on small screens (with focus moved in and
 // back out), and the invite-code gate when the chat needs one.
 
-import { api } from '../api.js';
+import { api, setBearer } from '../api.js';
 import { describeError } from '../errors.js';
 
 const $ = (id) => document.getElementById(id);
@@ -22,8 +22,39 @@ export function closeDrawer() {
   $('menu-toggle').focus();
 }
 
+export const KEY_STORAGE = 'gatehouse-api-key';
+
+function showKeyGate() {
+  $('gate').innerHTML = `
+    <form class="card" id="key-form">
+      <div><label for="api-key">API key</label>
+      <p class="muted small">This chat is for holders of a Gatehouse API key. It is kept in this browser.</p>
+      <input id="api-key" type="password" autocomplete="off" required></div>
+      <button class="btn btn-primary" type="submit">Continue</button>
+      <p class="form-error" role="alert" id="key-error"></p>
+    </form>`;
+  $('gate').querySelector('form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const key = $('api-key').value.trim();
+    setBearer(key);
+    try {
+      await api('/web/api/usage');
+      localStorage.setItem(KEY_STORAGE, key);
+      window.location.reload();
+    } catch (err) {
+      setBearer(null);
+      $('key-error').textContent = describeError(err).detail || 'That key did not work.';
+    }
+  });
+}
+
 export function showGate(session) {
   $('gate').hidden = false;
+  $('composer').hidden = true;
+  if (session.access === 'key') {
+    showKeyGate();
+    return;
+  }
   $('gate').innerHTML = `
     <form class="card" id="invite-form">
       <div><label for="invite-code">Invite code</label>
@@ -41,5 +72,4 @@ export function showGate(session) {
       $('invite-error').textContent = describeError(err).detail || 'That code did not work.';
     }
   });
-  $('composer').hidden = !session.authorized;
 }

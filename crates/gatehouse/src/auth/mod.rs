@@ -12,14 +12,26 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::access::Priority;
+use crate::access::headers::LimitSlot;
+use crate::access::keys::ApiKey;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 
-/// The caller of a request. In open mode (no keys configured) every caller is anonymous.
+/// The caller of a request, as the access layer established it. In open mode (no key ever
+/// created, loopback listener) every caller is anonymous.
 #[derive(Debug, Clone, Default)]
 pub struct Principal {
     /// The API key's id, when the caller presented one.
     pub key_id: Option<i64>,
+    pub key: Option<Arc<ApiKey>>,
+    /// `x-gatehouse-user` (the request's `user` field is the fallback).
+    pub end_user: Option<String>,
+    /// `x-gatehouse-priority`; the key's own priority caps it.
+    pub priority: Option<Priority>,
+    pub ip: Option<std::net::IpAddr>,
+    /// Admission leaves the rate-limit headers here.
+    pub limits: Arc<LimitSlot>,
 }
 
 impl Principal {
@@ -38,8 +50,12 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 
 /// The bearer token (or `x-api-key`) of a request, if any.
 pub fn presented_key(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts
-        .headers
+    presented_key_in(&parts.headers)
+}
+
+/// [`presented_key`] from the headers alone.
+pub fn presented_key_in(headers: &http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
@@ -48,8 +64,7 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
             return Some(v[7..].trim());
         }
     }
-    parts
-        .headers
+    headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)

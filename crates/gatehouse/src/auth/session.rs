@@ -118,6 +118,11 @@ impl AdminSessions {
     }
 }
 
+/// Whether the request carries a valid (signed, unexpired, not signed-out) console session.
+pub fn has_valid_session(headers: &HeaderMap, state: &AppState) -> bool {
+    cookies::get(headers, COOKIE).is_some_and(|v| state.web.admin.check(v, now_ms()).is_some())
+}
+
 /// The `AdminAuth` path for requests without a bearer key: a valid session cookie, and for
 /// writes the CSRF token and a same-origin request.
 pub fn authenticate(parts: &Parts, state: &AppState) -> Result<AdminSession, ApiError> {

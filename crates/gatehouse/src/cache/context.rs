@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(Tenant::Key(7).scope(false), "key:7");
         assert_eq!(Tenant::Anonymous.scope(false), "anonymous");
         assert_eq!(Tenant::Key(7).scope(true), "shared");
-        let p = Principal { key_id: Some(3) };
+        let p = Principal {
+            key_id: Some(3),
+            ..Principal::default()
+        };
         assert_eq!(Tenant::from_principal(&p), Tenant::Key(3));
         assert_eq!(
             Tenant::from_principal(&Principal::anonymous()),

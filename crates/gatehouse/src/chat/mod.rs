@@ -23,6 +23,7 @@ use self::pipeline::{Answer, Attempts, CallKind};
 use self::stream::FrameStream;
 use crate::app::{AppState, RequestId};
 use crate::assistants::{self, Session};
+use crate::auth::Principal;
 use crate::cache::{self, CacheContext};
 use crate::conversations::exchange;
 use crate::conversations::owner::Caller;
@@ -59,6 +60,7 @@ use crate::usage::{UsageGuard, count_tokens, estimate_prompt_tokens};
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    axum::Extension(principal): axum::Extension<Principal>,
     caller: Caller,
     headers: HeaderMap,
     cache: CacheContext,
@@ -70,6 +72,7 @@ pub async fn chat_completions(
     match run_with(
         &state,
         &request_id,
+        &principal,
         Route::Chat,
         req,
         Instant::now(),
@@ -96,6 +99,7 @@ pub enum Outcome {
 pub async fn run(
     state: &Arc<AppState>,
     request_id: &RequestId,
+    principal: &Principal,
     route: Route,
     req: ChatRequest,
     started: Instant,
@@ -104,6 +108,7 @@ pub async fn run(
     run_with(
         state,
         request_id,
+        principal,
         route,
         req,
         started,
@@ -114,9 +119,14 @@ pub async fn run(
 }
 
 /// The pipeline with the request's assistant/conversation context.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's context, passed through unchanged"
+)]
 pub async fn run_with(
     state: &Arc<AppState>,
     request_id: &RequestId,
+    principal: &Principal,
     route: Route,
     mut req: ChatRequest,
     started: Instant,
@@ -125,14 +135,18 @@ pub async fn run_with(
 ) -> Result<Outcome, ApiError> {
     // Hook: `assistant/<slug>` applies the assistant (prompt, parameters, variant, ceilings).
     assistants::apply(state, &mut req, session, request_id).await?;
-    let chain = plan(state, &req)?;
+    let mut chain = plan(state, &req)?;
     let stripped = validate::validate(&mut req, &state.config.validation)?;
     if stripped > 0 {
         state.metrics.control_chars_stripped.inc_by(stripped);
     }
+    capabilities::check(&req, &chain[0].deployments[0].target)?;
+    // Rate limits, the key's concurrency slot, budget reservations and an upstream permit;
+    // settled by the guard with what the request used.
+    let admission = crate::access::admit_chat(state, principal, &req, &mut chain).await?;
     let first = Arc::clone(&chain[0].deployments[0].target);
-    capabilities::check(&req, &first)?;
     let mut guard = UsageGuard::new(Arc::clone(state), request_id, route, first, started);
+    guard.set_admission(admission);
     if req.model.starts_with("tier:") {
         guard.follow_target_model();
     }

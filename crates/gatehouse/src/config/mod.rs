@@ -6,6 +6,7 @@
 //! (`DATABASE_URL`, `LLM_PROVIDER`, `LLM_DEFAULT_MODEL`, and each provider's key and base URL
 //! variables, which switch that provider on).
 
+pub mod access;
 pub mod assistants;
 pub mod cache;
 pub mod raw;
@@ -64,6 +65,8 @@ pub struct Config {
     pub tier_daily_caps: [Option<i64>; 4],
     /// The web chat and admin console.
     pub web: web::WebConfig,
+    /// Keys, rate limits, concurrency, budgets, Redis, security headers and audit.
+    pub access: access::AccessConfig,
     pub assistants: assistants::AssistantsConfig,
     pub cache: cache::CacheConfig,
 }
@@ -397,6 +400,21 @@ impl Config {
             tier_rules.push((r.task.clone(), r.min_tier));
         }
 
+        let aliases: Vec<&str> = models.iter().map(|m| m.alias.as_str()).collect();
+        let access = access::validate(
+            &access::RawAccess {
+                keys: &raw.keys,
+                limits: &raw.limits,
+                concurrency: &raw.concurrency,
+                budgets: &raw.budgets,
+                redis: &raw.redis,
+                security: &raw.security,
+                audit: &raw.audit,
+            },
+            get("REDIS_URL"),
+            &aliases,
+        )?;
+
         let (env_provider, env_model) = env_default.unzip();
         let default_provider = get("LLM_PROVIDER")
             .or(raw.routing.default_provider.clone())
@@ -449,6 +467,7 @@ impl Config {
             tier_rules,
             tier_daily_caps,
             web,
+            access,
             assistants: assistants::validate(&raw.assistants)?,
             cache,
         })

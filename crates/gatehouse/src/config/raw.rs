@@ -18,6 +18,13 @@ pub struct RawConfig {
     pub models: Vec<RawModel>,
     pub resilience: super::resilience::RawResilience,
     pub web: super::web::RawWeb,
+    pub keys: super::access::RawKeys,
+    pub limits: super::access::RawLimits,
+    pub concurrency: super::access::RawConcurrency,
+    pub budgets: super::access::RawBudgets,
+    pub redis: super::access::RawRedis,
+    pub security: super::access::RawSecurity,
+    pub audit: super::access::RawAudit,
     pub assistants: super::assistants::RawAssistants,
     pub cache: super::cache::RawCache,
 }

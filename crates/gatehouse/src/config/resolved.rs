@@ -54,6 +54,23 @@ impl Config {
             "default: provider `{}`, model `{}`",
             self.default_provider, self.default_model
         );
+        let a = &self.access;
+        let _ = writeln!(
+            out,
+            "access: admin API {}; key defaults {} rpm / {} tpm; in-flight cap {}; backend {}",
+            if self.admin_key.is_some() {
+                "on (GATEHOUSE_ADMIN_KEY set, ***)"
+            } else {
+                "off"
+            },
+            a.limits.key_rpm,
+            a.limits.key_tpm,
+            a.concurrency.max_in_flight,
+            a.redis.as_ref().map_or_else(
+                || "in-process".to_owned(),
+                |r| format!("redis {}", mask_url(r.url.expose_secret()))
+            ),
+        );
         let _ = writeln!(out, "providers:");
         for p in &self.providers {
             let key = match (&p.api_key_env, &p.api_key) {

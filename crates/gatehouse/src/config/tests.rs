@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
@@ -230,6 +231,24 @@ fn the_example_config_is_valid() {
             cache_write: 150_000,
         }
     );
+    let a = &c.access;
+    assert_eq!(a.keys_refresh, Duration::from_millis(500));
+    assert_eq!(
+        (a.limits.key_rpm, a.limits.key_tpm, a.limits.web_chat_rpm),
+        (600, 1_000_000, 20)
+    );
+    assert_eq!((a.limits.whatsapp_rpm, a.limits.anonymous_rpm), (10, 100));
+    assert_eq!(
+        a.limits.admin,
+        access::Rate {
+            limit: 50,
+            period: Duration::from_secs(300)
+        }
+    );
+    assert_eq!(a.concurrency.max_in_flight, 100);
+    assert!(a.redis.is_none() && !a.budget_fail_open);
+    assert_eq!(a.security.ui_csp, access::DEFAULT_UI_CSP);
+    assert_eq!(a.audit.rejection_sample, Duration::from_secs(60));
     assert!(!c.cache.enabled);
     let per_model = c.cache.model("gpt-4o-mini");
     assert_eq!(per_model.ttl, Some(std::time::Duration::from_secs(600)));
@@ -398,4 +417,62 @@ capabilities = ["tools", "telepathy"]
         err,
         "models[0].capabilities[1]: unknown capability `telepathy` (expected one of: vision, tools, json, streaming, embeddings)"
     );
+}
+
+#[test]
+fn access_sections_validate() {
+    let c = Config::load_with_env(None, &env(&[("REDIS_URL", "redis://127.0.0.1:6379")])).unwrap();
+    let r = c.access.redis.as_ref().unwrap();
+    assert_eq!(
+        (r.url.expose_secret(), r.timeout),
+        ("redis://127.0.0.1:6379", Duration::from_millis(250))
+    );
+    let path = write_toml(
+        "[budgets]\nglobal_daily_usd = \"12.50\"\ndowngrade_model = \"mock-1\"\n[security]\nhsts = true\n",
+    );
+    let c = Config::load_with_env(Some(&path), &env(&[])).unwrap();
+    assert_eq!(c.access.budgets.global_daily_micros, Some(12_500_000));
+    assert_eq!(c.access.security.hsts_max_age, Some(31_536_000));
+    for (toml, err) in [
+        // Bad input: a downgrade model nobody declared.
+        (
+            "[budgets]\ndowngrade_model = \"ghost\"\n",
+            "budgets.downgrade_model: `ghost` is not a declared model alias",
+        ),
+        // Bad input: a webhook that is not a URL.
+        (
+            "[budgets]\nalert_webhook_url = \"hooks\"\n",
+            "budgets.alert_webhook_url: must be an http:// or https:// URL",
+        ),
+        // Bad input: a Redis URL of another scheme.
+        (
+            "[redis]\nurl = \"http://x\"\n",
+            "redis.url: must start with redis:// or rediss:// (REDIS_URL overrides it)",
+        ),
+        // Bad input: a zero period and a zero refresh.
+        (
+            "[limits]\nadmin_period_secs = 0\n",
+            "limits.admin_period_secs: must be greater than zero",
+        ),
+        (
+            "[keys]\nrefresh_ms = 0\n",
+            "keys.refresh_ms: must be greater than zero",
+        ),
+        // Bad input: a CORS origin with a path.
+        (
+            "[security]\ncors_allowed_origins = [\"app.example.com\"]\n",
+            "security.cors_allowed_origins[0]: must be \"*\" or an origin like https://app.example.com",
+        ),
+        // Bad input: a budget with seven decimals.
+        (
+            "[budgets]\nglobal_daily_usd = \"0.0000001\"\n",
+            "budgets.global_daily_usd: `0.0000001` is not a price in dollars like \"2.50\" (at most 6 decimals, not negative)",
+        ),
+    ] {
+        let path = write_toml(toml);
+        let got = Config::load_with_env(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(got, err);
+    }
 }

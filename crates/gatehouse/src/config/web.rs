@@ -110,13 +110,6 @@ pub fn validate(
                 .collect()
         })
         .unwrap_or_default();
-    // Fail closed: key mode needs API keys to check against, which come with access control.
-    if chat_access == ChatAccess::Key {
-        return Err(invalid(
-            "web.chat_access",
-            "`key` needs API keys, which this build does not have yet; use `invite` or `open`",
-        ));
-    }
     if chat_access == ChatAccess::Invite && invite_codes.is_empty() {
         return Err(invalid(
             "web.chat_access",

@@ -420,9 +420,11 @@ async fn call_summary_model(
         experiment_id: None,
         downgraded: None,
     });
+    // The gateway's own call: no key's rate limits or budget (the cost is the conversation's).
     let outcome = chat::run_with(
         state,
         &request_id,
+        &crate::auth::Principal::default(),
         Route::Chat,
         req,
         Instant::now(),

@@ -216,6 +216,7 @@ pub async fn delete(
 pub async fn send(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     caller: Caller,
     Path(id): Path<String>,
     ValidJson(body): ValidJson<SendMessage>,
@@ -299,6 +300,7 @@ pub async fn send(
     let outcome = match chat::run_with(
         &state,
         &request_id,
+        &principal,
         Route::Chat,
         req,
         started,

@@ -69,6 +69,11 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
     let cache = crate::cache::CacheContext::from_request_parts(&mut parts, state).await?;
+    let principal = parts
+        .extensions
+        .get::<crate::auth::Principal>()
+        .cloned()
+        .unwrap_or_default();
     let request = Request::from_parts(parts, body);
     let ValidJson(req) = ValidJson::<MessagesRequest>::from_request(request, state).await?;
     let model = req.model.clone();
@@ -83,6 +88,7 @@ async fn handle(
     match chat::run(
         state,
         request_id,
+        &principal,
         Route::Messages,
         canonical,
         started,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::access::api;
 use crate::app::AppState;
 use crate::assistants::admin as assistants;
 use crate::experiments::{admin as experiments, results};
@@ -13,6 +14,12 @@ use crate::{cache, cost_report, ops};
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/api/deployments", get(ops::deployments))
+        .route("/admin/api/keys", post(api::create).get(api::list))
+        .route("/admin/api/keys/{id}", get(api::show))
+        .route("/admin/api/keys/{id}/revoke", post(api::revoke))
+        .route("/admin/api/keys/{id}/rotate", post(api::rotate))
+        .route("/admin/api/keys/{id}/budget/reset", post(api::reset_budget))
+        .route("/admin/api/audit", get(api::audit_log))
         .route(
             "/admin/api/assistants",
             get(assistants::list).post(assistants::create),

@@ -21,6 +21,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/v1/audio/transcriptions",
             post(transcribe::transcriptions).layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/usage", get(crate::access::usage::own_usage))
         .route(
             "/v1/conversations",
             get(conversations::list).post(conversations::create),

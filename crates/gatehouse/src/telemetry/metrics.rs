@@ -78,6 +78,7 @@ pub struct Metrics {
     pub ledger_written: Counter<u64, AtomicU64>,
     pub ledger_dropped: Counter<u64, AtomicU64>,
     pub ledger_write_errors: Counter<u64, AtomicU64>,
+    pub access: crate::access::metrics::AccessMetrics,
     pub cache: crate::cache::metrics::CacheMetrics,
     pub log_lines_dropped: Counter<u64, AtomicU64>,
 }
@@ -147,6 +148,7 @@ impl Metrics {
             ledger_written: Counter::default(),
             ledger_dropped: Counter::default(),
             ledger_write_errors: Counter::default(),
+            access: crate::access::metrics::AccessMetrics::default(),
             log_lines_dropped: Counter::default(),
             cache,
             registry: Registry::default(),
@@ -246,6 +248,7 @@ impl Metrics {
             "Failed ledger batch writes (retried)",
             m.ledger_write_errors.clone(),
         );
+        m.access.register(&mut registry);
         Arc::new(Metrics { registry, ..m })
     }
 

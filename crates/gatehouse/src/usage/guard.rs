@@ -28,6 +28,8 @@ pub struct UsageGuard {
     /// For `tier:…` requests the record names the model that served, not the tier.
     model_follows_target: bool,
     done: bool,
+    /// Rate-limit, lease and budget charges, settled with the recorded usage in `emit`.
+    admission: Option<crate::access::Admission>,
     on_finish: Option<FinishHook>,
 }
 
@@ -81,8 +83,16 @@ impl UsageGuard {
             error: None,
             model_follows_target: false,
             done: false,
+            admission: None,
             on_finish: None,
         }
+    }
+
+    /// Attach the request's admission (and its key to the record): it is settled with the
+    /// actual tokens and cost when this guard records the request, however that happens.
+    pub fn set_admission(&mut self, admission: crate::access::Admission) {
+        self.record.key_id = admission.key_id();
+        self.admission = Some(admission);
     }
 
     /// The assistant version and experiment variant applied, and the conversation served.
@@ -280,6 +290,10 @@ impl UsageGuard {
             fallback_reason = r.fallback_reason.as_deref(),
             "request"
         );
+        if let Some(mut a) = self.admission.take() {
+            let tokens = r.prompt_tokens.saturating_add(r.completion_tokens);
+            a.settle(u64::try_from(tokens).unwrap_or(0), r.cost_micros);
+        }
         self.state.web.spend.observe(&self.record);
         if let Some(hook) = self.on_finish.take() {
             hook(&self.record);

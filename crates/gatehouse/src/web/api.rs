@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::chat_session::WebUser;
 use super::spend::{DAY_MS, RequestCost, format_day};
+use crate::access::headers::LimitInfo;
 use crate::app::{AppState, RequestId};
 use crate::cache::CacheContext;
 use crate::conversations::owner::Caller;
@@ -45,14 +46,16 @@ pub async fn chat_completions(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = web.check_budget(&state) {
-        return e.into_response();
-    }
+    let limits = match web.admit(&state).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
     req.user = Some(web.user.end_user());
-    let tracked = Tracked::start(&state, &request_id, &web);
+    let tracked = Tracked::start(&state, &request_id, &web, limits);
     let result = crate::chat::chat_completions(
         State(Arc::clone(&state)),
         axum::Extension(request_id),
+        axum::Extension(web.principal.clone()),
         caller,
         headers,
         cache,
@@ -74,13 +77,15 @@ pub async fn transcriptions(
     axum::Extension(request_id): axum::Extension<RequestId>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    if let Err(e) = web.check_budget(&state) {
-        return e.into_response();
-    }
-    let tracked = Tracked::start(&state, &request_id, &web);
+    let limits = match web.admit(&state).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let tracked = Tracked::start(&state, &request_id, &web, limits);
     let result = crate::transcribe::transcriptions(
         State(Arc::clone(&state)),
         axum::Extension(request_id),
+        axum::Extension(web.principal.clone()),
         form,
     )
     .await;
@@ -146,10 +151,16 @@ pub async fn usage(web: WebUser, State(state): State<Arc<AppState>>) -> Response
 pub(super) struct Tracked {
     state: Arc<AppState>,
     id: String,
+    limits: LimitInfo,
 }
 
 impl Tracked {
-    pub(super) fn start(state: &Arc<AppState>, request_id: &RequestId, web: &WebUser) -> Tracked {
+    pub(super) fn start(
+        state: &Arc<AppState>,
+        request_id: &RequestId,
+        web: &WebUser,
+        limits: LimitInfo,
+    ) -> Tracked {
         state
             .web
             .spend
@@ -157,11 +168,15 @@ impl Tracked {
         Tracked {
             state: Arc::clone(state),
             id: request_id.id.to_string(),
+            limits,
         }
     }
 
+    /// The response, with the web chat limit's `x-ratelimit-*` headers; a stream keeps the
+    /// request registered until its body is done.
     pub(super) fn finish(self, result: Result<Response, ApiError>) -> Response {
-        let resp = result.into_response();
+        let mut resp = result.into_response();
+        crate::access::layer::write_headers(resp.headers_mut(), &self.limits);
         let streaming = resp
             .headers()
             .get(http::header::CONTENT_TYPE)

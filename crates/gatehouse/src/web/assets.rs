@@ -1,8 +1,9 @@
 //! The embedded UI files: `/` (chat), `/admin` (console), `/assets/…` and `/favicon.ico`, with
 //! their content type, a strong `ETag` (answered with 304 on `If-None-Match`) and
 //! `Cache-Control: no-cache`, so browsers revalidate every file and pick up a new version at
-//! once (the service worker keeps the offline copy). HTML pages carry a strict
-//! Content-Security-Policy of their own: scripts, styles and connections from this origin only.
+//! once (the service worker keeps the offline copy). The security layer gives these paths the
+//! UI's Content-Security-Policy (`security.ui_csp`: scripts, styles and connections from this
+//! origin only) and a Permissions-Policy that lets the chat use the microphone.
 
 use std::sync::Arc;
 
@@ -25,13 +26,6 @@ pub struct Asset {
 }
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
-
-/// The policy of the UI's pages: nothing inline, nothing from elsewhere; images may be
-/// `data:`/`blob:` (attachment previews).
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; worker-src 'self'; \
-    manifest-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-    frame-ancestors 'none'; form-action 'self'";
 
 pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
@@ -58,12 +52,6 @@ fn respond(asset: &'static Asset, headers: &HeaderMap) -> Response {
     let h = resp.headers_mut();
     h.insert(header::ETAG, HeaderValue::from_static(asset.etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if asset.content_type.starts_with("text/html") {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PAGE_CSP),
-        );
-    }
     if asset.path == "sw.js" {
         // Served under /assets/ but controls the whole origin (the chat at `/`).
         h.insert("service-worker-allowed", HeaderValue::from_static("/"));

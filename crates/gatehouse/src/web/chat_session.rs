@@ -4,11 +4,12 @@
 //! usage and limits are per user). With `web.chat_access = "invite"` the cookie must also carry
 //! the invited flag, set by `POST /web/api/session/invite` with a valid code.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method};
@@ -19,9 +20,11 @@ use utoipa::ToSchema;
 use super::cookies;
 use super::signing::{Purpose, Signer, random_id};
 use super::spend::DAY_MS;
+use crate::access::headers::LimitInfo;
+use crate::access::public::PublicRoute;
 use crate::app::AppState;
 use crate::assistants::spec::AssistantSpec;
-use crate::auth::secrets_equal;
+use crate::auth::{Principal, presented_key, presented_key_in, secrets_equal};
 use crate::config::web::ChatAccess;
 use crate::conversations::owner::WebSession;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -93,9 +96,14 @@ fn set_cookie(state: &AppState, headers: &HeaderMap, resp: &mut Response, user: 
 /// The caller of a `/web/api/…` route: a signed chat session, allowed by `chat_access`, and
 /// for writes a same-origin request. Sets `x-gatehouse-user` to its end-user id (replacing
 /// whatever the client sent).
+///
+/// It also hands the handlers a [`Principal`]: the end user, the client address and, with
+/// `web.chat_access = "key"`, the API key the browser sends (`Authorization: Bearer`), whose
+/// limits and budgets then apply as for any API call.
 #[derive(Debug, Clone)]
 pub struct WebUser {
     pub user: ChatUser,
+    pub principal: Principal,
 }
 
 impl FromRequestParts<Arc<AppState>> for WebUser {
@@ -127,16 +135,72 @@ impl FromRequestParts<Arc<AppState>> for WebUser {
                 "This chat needs an invite code: enter it on the chat page",
             ));
         }
+        let mut principal = Principal {
+            end_user: Some(user.end_user()),
+            ip: client_ip(parts, state.access.cfg.security.trust_forwarded_for),
+            ..Principal::default()
+        };
+        if state.config.web.chat_access == ChatAccess::Key {
+            let key = presented_key(parts).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "This chat needs an API key: enter it on the chat page",
+                )
+            })?;
+            let key = state.access.keys.authenticate(key, now_ms()).map_err(|_| {
+                ApiError::new(ErrorCode::Unauthorized, "Invalid or expired API key")
+            })?;
+            principal.key_id = Some(key.id);
+            principal.key = Some(key);
+        }
         // The id is URL-safe base64: always a valid header value.
         if let Ok(v) = HeaderValue::from_str(&user.end_user()) {
             parts.headers.insert(USER_HEADER, v);
             parts.extensions.insert(WebSession);
         }
-        Ok(WebUser { user })
+        parts.extensions.insert(principal.clone());
+        Ok(WebUser { user, principal })
     }
 }
 
+/// The client's address: the peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
+fn client_ip(parts: &Parts, trust_forwarded: bool) -> Option<IpAddr> {
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    if trust_forwarded && forwarded.is_some() {
+        return forwarded;
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 impl WebUser {
+    /// Admit a request that costs something (a message, a transcription): the user's daily
+    /// budget, then the web chat's rate limits per user and per client address (the address
+    /// also counts toward all anonymous traffic). Returns the per-user limit's state for the
+    /// `x-ratelimit-*` headers.
+    pub async fn admit(&self, state: &AppState) -> Result<LimitInfo, ApiError> {
+        self.check_budget(state)?;
+        let access = &state.access;
+        let info = access
+            .limit_public(PublicRoute::WebChat, &self.user.end_user(), false)
+            .await?;
+        let ip = self
+            .principal
+            .ip
+            .map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}"));
+        access
+            .limit_public(PublicRoute::WebChat, &ip, self.principal.key.is_none())
+            .await?;
+        Ok(info)
+    }
+
     /// Refuse when the user's spend today reached `web.user_daily_budget_usd`.
     pub fn check_budget(&self, state: &AppState) -> Result<(), ApiError> {
         let budget = state.config.web.user_daily_budget_micros;
@@ -260,7 +324,12 @@ pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         object: "web.session",
         user: user.end_user(),
         access: web.chat_access.as_str(),
-        authorized: web.chat_access != ChatAccess::Invite || user.invited,
+        authorized: match web.chat_access {
+            ChatAccess::Open => true,
+            ChatAccess::Invite => user.invited,
+            ChatAccess::Key => presented_key_in(&headers)
+                .is_some_and(|k| state.access.keys.authenticate(k, now_ms()).is_ok()),
+        },
         ui_version: super::assets::UI_VERSION,
         features: Features {
             conversations: true,

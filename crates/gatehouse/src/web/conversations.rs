@@ -103,13 +103,15 @@ pub async fn send(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = web.check_budget(&state) {
-        return e.into_response();
-    }
-    let tracked = Tracked::start(&state, &request_id, &web);
+    let limits = match web.admit(&state).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let tracked = Tracked::start(&state, &request_id, &web, limits);
     let result = conv::send(
         State(Arc::clone(&state)),
         axum::Extension(request_id),
+        axum::Extension(web.principal.clone()),
         caller,
         id,
         body,

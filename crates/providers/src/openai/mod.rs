@@ -21,8 +21,8 @@ use crate::{
 /// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
 pub struct OpenAiProvider {
     client: reqwest::Client,
-    chat_url: String,
-    embeddings_url: String,
+    chat_url: Endpoint,
+    embeddings_url: Endpoint,
     transcriptions_url: String,
     api_key: Option<SecretString>,
     timeout: Duration,
@@ -38,18 +38,20 @@ impl OpenAiProvider {
         let base = base_url.trim_end_matches('/');
         OpenAiProvider {
             client,
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
+            chat_url: Endpoint::new(format!("{base}/chat/completions")),
+            embeddings_url: Endpoint::new(format!("{base}/embeddings")),
             transcriptions_url: format!("{base}/audio/transcriptions"),
             api_key,
             timeout,
         }
     }
 
-    fn post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .post(url)
+    fn post(&self, url: &Endpoint, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let rb = match &url.parsed {
+            Some(u) => self.client.post(u.clone()),
+            None => self.client.post(url.text.as_str()),
+        };
+        let mut rb = rb
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.api_key {
@@ -60,7 +62,7 @@ impl OpenAiProvider {
 
     async fn send(
         &self,
-        url: &str,
+        url: &Endpoint,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<reqwest::Response, ProviderError> {
@@ -213,6 +215,20 @@ fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
             "request could not be encoded",
         )
     })
+}
+
+/// An upstream URL, parsed once (a URL that does not parse fails at call time with the
+/// client's own error).
+struct Endpoint {
+    text: String,
+    parsed: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    fn new(text: String) -> Endpoint {
+        let parsed = reqwest::Url::parse(&text).ok();
+        Endpoint { text, parsed }
+    }
 }
 
 impl Provider for OpenAiProvider {
