@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_KEY, launch, lastReply, open, pageJson, pickTarget, send, shot } from './helpers.mjs';
+import { bodyText, ADMIN_KEY, launch, lastReply, open, pageJson, pickTarget, send, shot } from './helpers.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -95,7 +95,7 @@ test('an assistant is created with a live token count, then chatted with', async
   await pickTarget(page, `assistant/${HELPER}`);
   await send(page, '[mock:echo] hello from the helper');
   const reply = await lastReply(page);
-  assert.equal(await reply.locator('.msg-body').innerText(), 'hello from the helper');
+  assert.equal(await bodyText(reply), 'hello from the helper');
   const convs = await pageJson(page, '/web/api/conversations');
   assert.equal(convs.data[0].model, `assistant/${HELPER}`);
   await context.close();

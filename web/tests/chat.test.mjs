@@ -3,7 +3,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PNG, launch, lastReply, open, pageJson, pickTarget, send, shot, wav } from './helpers.mjs';
+import { bodyText, PNG, launch, lastReply, open, pageJson, pickTarget, send, shot, wav } from './helpers.mjs';
 
 /** The widget's format for amounts under a cent (all six decimals, trailing zeros dropped). */
 function usd(micros) {
@@ -33,9 +33,11 @@ test('a reply streams in and is rendered as markdown with highlighted, copyable 
   assert.equal(await reply.locator('code.hljs').count(), 1);
   assert.ok(await reply.locator('.hljs-keyword').count() >= 1, 'rust keywords are highlighted');
   assert.equal(await reply.locator('.code-lang').innerText(), 'rust');
+  // Once the server's cost is in (the last re-render), copy the code.
+  await reply.locator('.msg-cost').waitFor();
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   await reply.locator('.copy-code').click();
-  assert.equal(await reply.locator('.copy-code').innerText(), 'Copied');
+  await reply.locator('.copy-code', { hasText: 'Copied' }).waitFor();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'fn main() { println!("hi"); }\n');
   assert.equal(await page.getAttribute('gh-composer .send', 'aria-label'), 'Send the message');
   // The conversation is in the list, titled after the first message.
@@ -56,7 +58,7 @@ test('stop ends the reply mid-stream and the server cancels the upstream call', 
   });
   await page.click('gh-composer .send');
   const reply = await lastReply(page, 'stopped');
-  const text = await reply.locator('.msg-body').innerText();
+  const text = await bodyText(reply);
   assert.ok(text.startsWith('w0 w1'), text);
   assert.ok(text.split(/\s+/).length < 40, `stopped early: ${text}`);
   assert.match(await reply.locator('.msg-status').innerText(), /Stopped/);
@@ -167,7 +169,7 @@ test('images: preview, remove, send; non-images refused; a text-only model says 
   await shot(page, 'chat-image-preview');
   await send(page, '[mock:echo] what is in this picture?');
   const reply = await lastReply(page);
-  assert.equal(await reply.locator('.msg-body').innerText(), 'what is in this picture?');
+  assert.equal(await bodyText(reply), 'what is in this picture?');
   assert.equal(await page.locator('gh-message[data-role="user"] .msg-images img').count(), 1);
   // The same with a model without vision: a clear message, and the way out.
   await page.click('.new-conv');
@@ -190,7 +192,7 @@ test('audio is transcribed by the server and inserted as the message', async () 
   assert.match(await page.innerText('.composer-note'), /Transcript inserted/);
   await page.press('#composer-input', 'Enter');
   const reply = await lastReply(page);
-  assert.equal(await reply.locator('.msg-body').innerText(), `This is the Gatehouse mock provider. You said: Transcript of hello.wav (${audio.length} bytes)`);
+  assert.equal(await bodyText(reply), `This is the Gatehouse mock provider. You said: Transcript of hello.wav (${audio.length} bytes)`);
   // Bad input: an image given as audio is refused before upload.
   await page.setInputFiles('gh-composer .audio-input', { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
   assert.match(await page.innerText('.composer-note'), /“dot\.png” is not an audio file/);

@@ -53,6 +53,11 @@ export async function lastReply(page, status = 'done') {
   return reply;
 }
 
+/** A message's rendered text, without the trailing line break of its last paragraph. */
+export async function bodyText(message) {
+  return (await message.locator('.msg-body').innerText()).trim();
+}
+
 export async function pickTarget(page, value) {
   await page.selectOption('#target', value);
 }

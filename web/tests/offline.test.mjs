@@ -27,7 +27,7 @@ test('offline: a reload shows the conversations and queued messages go out on re
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(await page.isVisible('#offline-banner'), true);
   assert.deepEqual(await page.locator('.conv-title').allInnerTexts(), [title]);
-  assert.equal(await page.locator('gh-message[data-role="assistant"] .msg-body').innerText(), 'saved for later');
+  assert.equal((await page.locator('gh-message[data-role="assistant"] .msg-body').innerText()).trim(), 'saved for later');
 
   // Two messages written offline wait, in order.
   await send(page, '[mock:echo] queued one');
@@ -43,7 +43,7 @@ test('offline: a reload shows the conversations and queued messages go out on re
     return replies.length === 3;
   }, null, { timeout: 20000 });
   assert.equal(await page.isVisible('#offline-banner'), false);
-  const replies = await page.locator('gh-message[data-role="assistant"] .msg-body').allInnerTexts();
+  const replies = (await page.locator('gh-message[data-role="assistant"] .msg-body').allInnerTexts()).map((t) => t.trim());
   assert.deepEqual(replies, ['saved for later', 'queued one', 'queued two']);
   // The server got them, in order, in the same conversation.
   const list = await page.evaluate(async () => (await (await fetch('/web/api/conversations')).json()).data);

@@ -46,6 +46,11 @@ export class GhMessage extends HTMLElement {
     this.dataset.id = String(message.id);
     this.dataset.role = message.role;
     this.dataset.status = message.status;
+    // Re-rendering re-parses markdown and re-highlights code: only when something shown changed.
+    const sig = JSON.stringify([message.content, message.status, message.costMicros, message.promptTokens,
+      message.completionTokens, message.rating, message.error, (message.images || []).length, message.model, options]);
+    if (sig === this.sig) return;
+    this.sig = sig;
     if (!this.editing) this.render();
   }
 
@@ -237,6 +242,7 @@ export class GhMessage extends HTMLElement {
 
   startEdit() {
     this.editing = true;
+    this.sig = null;
     const m = this.message;
     const form = document.createElement('form');
     form.className = 'msg msg-user msg-edit';
