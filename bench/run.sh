@@ -4,6 +4,8 @@
 # markdown table of medians over BENCH_RUNS runs and writes it to bench/out/results.md.
 # BENCH_FAULTS=1 instead compares Gatehouse in front of a clean mock ("clean") with Gatehouse in
 # front of a mock answering BENCH_FAULT_RATE of requests with 500, retries on ("faults").
+# BENCH_SUITE=cache runs the response-cache suite instead (50% repeated prompts; cache off,
+# in-process and Redis).
 # See bench/README.md for how to read it.
 set -euo pipefail
 
@@ -24,6 +26,10 @@ BENCH_GATEHOUSE_KEY=${BENCH_GATEHOUSE_KEY:-}
 BENCH_LOADGEN=${BENCH_LOADGEN:-oha}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_FAULTS=${BENCH_FAULTS:-0}
+BENCH_SUITE=${BENCH_SUITE:-overhead}
+BENCH_CACHE_BACKENDS=${BENCH_CACHE_BACKENDS:-off memory redis}
+BENCH_CACHE_RATE=${BENCH_CACHE_RATE:-500}
+BENCH_REDIS_URL=${BENCH_REDIS_URL:-}
 # off: no keys (open mode); inprocess: a key + rate limits + a budget on every request;
 # redis: the same with the limits and budget in a throwaway redis-server.
 BENCH_ACCESS=${BENCH_ACCESS:-off}
@@ -189,7 +195,7 @@ gatehouse_env() { BENCH_UPSTREAM_KEY=${BENCH_UPSTREAM_KEY:-bench-upstream-key} "
 
 # Starts a throwaway redis-server on a free loopback port (stopped on exit): sets ACCESS_REDIS_URL.
 start_access_redis() {
-    command -v redis-server >/dev/null || die "BENCH_ACCESS=redis needs redis-server (apt-get install redis-server)"
+    command -v redis-server >/dev/null || die "Redis backends need redis-server (apt-get install redis-server)"
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
@@ -302,7 +308,77 @@ start_fault_targets() {
     TARGETS+=("faults|http://$BENCH_FAULT_GATEHOUSE_ADDR/v1/chat/completions|$STARTED_PID|$BENCH_FAULT_MOCK_ADDR")
 }
 
+# --- cache suite (BENCH_SUITE=cache) -------------------------------------------------------
+# 50% repeated prompts through Gatehouse with the cache off, in-process and on Redis; hit rate,
+# throughput and p50/p99 for hits and misses. See bench/README.md.
+
+cache_config() { # cache_config BACKEND REDIS_URL: the [cache] section for BACKEND
+    case "$1" in
+    off) ;;
+    memory) printf '[cache]\nenabled = true\nbackend = "memory"' ;;
+    redis) printf '[cache]\nenabled = true\nbackend = "redis"\nredis_url = "%s"\nredis_key_prefix = "gatehouse-bench:%s"' \
+        "$2" "$(date +%s%N)" ;;
+    *) die "unknown cache backend $1 (off, memory, redis)" ;;
+    esac
+}
+
+cache_main() {
+    mkdir -p "$OUT" "$RAW"
+    if [[ "$BENCH_SKIP_BUILD" != 1 ]]; then
+        log "building release binaries"
+        cargo build --release -p gatehouse-test-support --bin mock-upstream --bin cache-load
+        cargo build --release -p gatehouse --bin gatehouse
+    fi
+    start_mock mock-upstream "$BENCH_MOCK_ADDR"
+    local redis_url=$BENCH_REDIS_URL
+    if [[ " $BENCH_CACHE_BACKENDS " == *" redis "* && -z "$redis_url" ]]; then
+        start_access_redis
+        redis_url=$ACCESS_REDIS_URL
+    fi
+    local url="http://$BENCH_GATEHOUSE_ADDR/v1/chat/completions"
+    printf 'backend\tmode\tload\trun\tresult\n' >"$OUT/cache-runs.tsv"
+    local backend mode load run stream rate config gatehouse_pid result
+    for backend in $BENCH_CACHE_BACKENDS; do
+        config=$(write_gatehouse_config gatehouse "$BENCH_GATEHOUSE_ADDR" "$BENCH_MOCK_ADDR" "$(cache_config "$backend" "$redis_url")")
+        start_gatehouse gatehouse "$BENCH_GATEHOUSE_ADDR" "$config"
+        gatehouse_pid=$STARTED_PID
+        for mode in $BENCH_MODES; do
+            stream=()
+            [[ "$mode" == stream ]] && stream=(--stream)
+            # Fill the pool of repeated questions before measuring.
+            "$BIN_DIR/cache-load" --url "$url" --seconds 2 --concurrency "$BENCH_CONCURRENCY" "${stream[@]}" \
+                --tag "warm-$backend-$mode" >/dev/null
+            for load in "c$BENCH_CONCURRENCY" "q$BENCH_CACHE_RATE"; do
+                rate=()
+                [[ "$load" == q* ]] && rate=(--rate "${load#q}")
+                for run in $(seq "$BENCH_RUNS"); do
+                    result=$("$BIN_DIR/cache-load" --url "$url" --seconds "$BENCH_SECONDS" \
+                        --concurrency "$BENCH_CONCURRENCY" "${rate[@]}" "${stream[@]}" --tag "$backend-$mode-$load-$run")
+                    printf '%s\t%s\t%s\t%s\t%s\n' "$backend" "$mode" "$load" "$run" "$result" >>"$OUT/cache-runs.tsv"
+                    log "$backend $mode $load run $run: $result"
+                done
+            done
+        done
+        kill "$gatehouse_pid" && wait "$gatehouse_pid" 2>/dev/null || true
+    done
+    {
+        echo "# Gatehouse response-cache benchmark"
+        echo
+        echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+        echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+        echo "- workload: 50% of requests repeat one of 100 questions, 50% are new; temperature 0;" \
+            "$BENCH_SECONDS s per run, median of $BENCH_RUNS runs; $BENCH_CONCURRENCY connections;" \
+            "c$BENCH_CONCURRENCY = closed loop, q$BENCH_CACHE_RATE = fixed rate (latency from the scheduled time)"
+        echo "- upstream: the instant bench mock, so a miss costs Gatehouse + one loopback upstream call"
+    } >"$OUT/cache-meta.md"
+    python3 bench/report.py cache "$OUT/cache-runs.tsv" "$OUT/cache-meta.md" | tee "$OUT/cache-results.md"
+}
+
 main() {
+    if [[ "$BENCH_SUITE" == cache ]]; then
+        cache_main
+        return
+    fi
     mkdir -p "$OUT" "$RAW"
     ensure_loadgen
     local loads=("c$BENCH_CONCURRENCY")
