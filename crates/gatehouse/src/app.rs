@@ -11,6 +11,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use store::{Ledger, Store};
 
+use crate::cache::context::StatusSlot;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode, ErrorMarker};
 use crate::routes;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub cache: crate::cache::ResponseCache,
     /// Keys, limits, concurrency and budgets.
     pub access: Arc<crate::access::Access>,
+    /// Hardening headers, computed once from the configuration.
+    pub security_headers: crate::security::SecurityHeaders,
 }
 
 /// The request id (the client's `x-request-id` when well-formed, a fresh UUIDv7 otherwise), and
@@ -43,50 +46,56 @@ pub struct RequestId {
 
 /// Assemble the application. Layers, outermost first:
 /// 1. `observe`: request id in and out, in-flight gauge, request metrics and the access log line
-///    — outermost so it sees every response, including errors from the layers below;
-/// 2. security headers: on every response, errors and preflights included;
-/// 3. CORS (configured origins only): answers preflights before authentication;
-/// 4. sensitive headers: `Authorization` and key headers marked before anything traces them;
-/// 5. trace: a DEBUG span per request (headers included, the sensitive ones redacted);
-/// 6. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
+///    — outermost so it sees every response, including errors from the layers below; it also
+///    sets the security headers on every response (errors and preflights included) and gives
+///    each request the slot the chat pipeline reports the cache outcome in, turning it into the
+///    `x-gatehouse-cache` response header (JSON and SSE alike). One layer instead of three:
+///    each `from_fn` layer costs a boxed future and a service clone per request;
+/// 2. CORS (configured origins only): answers preflights before authentication;
+/// 3. sensitive headers: `Authorization` and key headers marked before anything traces them;
+/// 4. trace: a DEBUG span per request (headers included, the sensitive ones redacted), present
+///    only when `tower_http` DEBUG spans are enabled at startup (`RUST_LOG`), so the default
+///    filter pays nothing for it;
+/// 5. body limit (`DefaultBodyLimit`): enforced while extracting, so oversized bodies get the
 ///    413 of the error contract from `ValidJson`;
-/// 7. access: authentication outside the allowlist, the admin rate limit, `x-ratelimit-*`
+/// 6. access: authentication outside the allowlist, the admin rate limit, `x-ratelimit-*`
 ///    headers — inside the body limit so it never buffers a body, outside the routes so unknown
 ///    paths need a key too;
-/// 8. `x-gatehouse-cache` response header: gives each request the slot the chat pipeline
-///    reports the cache outcome in, and sets the header from it (JSON and SSE alike);
-/// 9. routes, with OpenAI-style JSON for unknown paths and methods.
+/// 7. routes, with OpenAI-style JSON for unknown paths and methods.
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
     let security = &state.config.access.security;
     // DEBUG only: `observe` writes the access log line; failures are not logged twice.
-    let trace = tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(
-            tower_http::trace::DefaultMakeSpan::new()
-                .level(tracing::Level::DEBUG)
-                .include_headers(true),
-        )
-        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    let trace = tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG).then(|| {
+        tower::ServiceBuilder::new()
+            .map_response(|r: Response<_>| r.map(axum::body::Body::new))
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(
+                        tower_http::trace::DefaultMakeSpan::new()
+                            .level(tracing::Level::DEBUG)
+                            .include_headers(true),
+                    )
+                    .on_failure(
+                        tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                    ),
+            )
+    });
     routes::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(crate::cache::context::response_header))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::access::layer::access_layer,
         ))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(trace)
+        .layer(tower::util::option_layer(trace))
         .layer(
             tower_http::sensitive_headers::SetSensitiveHeadersLayer::new(
                 crate::security::sensitive_headers(),
             ),
         )
         .layer(tower::util::option_layer(crate::security::cors(security)))
-        .layer(middleware::from_fn_with_state(
-            crate::security::SecurityHeaders::new(security),
-            crate::security::security_headers,
-        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }
@@ -134,13 +143,18 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         // Time-ordered (v7), so the ledger's request-id index grows at its end.
         None => Arc::from(uuid::Uuid::now_v7().to_string()),
     };
-    let route = route_label(req.uri().path());
+    let path = req.uri().path();
+    let route = route_label(path);
+    let ui = crate::access::layer::classify(path) == crate::access::layer::RouteClass::Ui;
     let method = req.method().clone();
     let logged_by_guard = Arc::new(AtomicBool::new(false));
-    req.extensions_mut().insert(RequestId {
+    let cache_slot = StatusSlot::default();
+    let ext = req.extensions_mut();
+    ext.insert(RequestId {
         id: Arc::clone(&id),
         logged_by_guard: Arc::clone(&logged_by_guard),
     });
+    ext.insert(cache_slot.clone());
     let m = &state.metrics;
     m.in_flight.inc();
     let mut resp = next.run(req).await;
@@ -171,8 +185,15 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
             "request"
         );
     }
+    let headers = resp.headers_mut();
+    state.security_headers.apply(ui, headers);
+    if let Some(v) = crate::cache::context::header_value(cache_slot.get()) {
+        headers.insert(crate::cache::context::HEADER, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
+        headers.insert(REQUEST_ID, v);
     }
     resp
 }
+
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");

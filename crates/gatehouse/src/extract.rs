@@ -54,41 +54,53 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
 }
 
 /// Parse JSON, mapping errors to the contract with the failing field's path as `param`.
+///
+/// Valid bodies take the plain parser; only a body that fails is parsed again with path
+/// tracking, which would otherwise cost every request a wrapper around each value.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(_) => Err(explain_json_error::<T>(bytes)),
+    }
+}
+
+/// The error of a body that failed to parse, with the failing field's path.
+fn explain_json_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let text = inner.to_string();
-        let message = text
-            .rfind(" at line ")
-            .map_or(text.as_str(), |i| &text[..i])
-            .to_owned();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let param = match message
-                    .strip_prefix("missing field `")
-                    .and_then(|r| r.strip_suffix('`'))
-                {
-                    Some(field) if path == "." => field.to_owned(),
-                    Some(field) => format!("{path}.{field}"),
-                    None if path == "." => String::new(),
-                    None => path,
-                };
-                ApiError {
-                    param: (!param.is_empty()).then_some(param),
-                    ..ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        format!("Invalid request: {message}"),
-                    )
-                }
+    let Err(e) = serde_path_to_error::deserialize::<_, T>(de) else {
+        return ApiError::new(ErrorCode::InvalidJson, "The request body is not valid JSON");
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let text = inner.to_string();
+    let message = text
+        .rfind(" at line ")
+        .map_or(text.as_str(), |i| &text[..i])
+        .to_owned();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let param = match message
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
+                Some(field) if path == "." => field.to_owned(),
+                Some(field) => format!("{path}.{field}"),
+                None if path == "." => String::new(),
+                None => path,
+            };
+            ApiError {
+                param: (!param.is_empty()).then_some(param),
+                ..ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Invalid request: {message}"),
+                )
             }
-            _ => ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("The request body is not valid JSON: {message}"),
-            ),
         }
-    })
+        _ => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("The request body is not valid JSON: {message}"),
+        ),
+    }
 }
 
 #[cfg(test)]

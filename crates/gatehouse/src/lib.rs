@@ -123,7 +123,9 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
             return Err(StartupError::Access(e));
         }
     };
+    let security_headers = security::SecurityHeaders::new(&config.access.security);
     let state = Arc::new(AppState {
+        security_headers,
         config: Arc::new(config),
         router,
         store,

@@ -10,20 +10,15 @@
 //! - `Authorization`, `x-api-key`, `Cookie`, `Set-Cookie` and `Proxy-Authorization` are marked
 //!   sensitive, so the trace layer (and any `Debug` of the headers) prints them as `Sensitive`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use http::header::{
     AUTHORIZATION, CONTENT_SECURITY_POLICY, COOKIE, PROXY_AUTHORIZATION, REFERRER_POLICY,
     SET_COOKIE, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::access::layer::{RouteClass, classify};
 use crate::config::access::SecurityConfig;
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -40,44 +35,41 @@ pub struct SecurityHeaders {
 }
 
 impl SecurityHeaders {
-    pub fn new(cfg: &SecurityConfig) -> Arc<SecurityHeaders> {
-        Arc::new(SecurityHeaders {
+    pub fn new(cfg: &SecurityConfig) -> SecurityHeaders {
+        SecurityHeaders {
             ui_csp: HeaderValue::from_str(&cfg.ui_csp)
                 .unwrap_or_else(|_| HeaderValue::from_static(API_CSP)),
             hsts: cfg.hsts_max_age.and_then(|age| {
                 HeaderValue::from_str(&format!("max-age={age}; includeSubDomains")).ok()
             }),
-        })
+        }
     }
 }
 
-pub async fn security_headers(
-    State(sh): State<Arc<SecurityHeaders>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let ui = classify(req.uri().path()) == RouteClass::Ui;
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        HeaderName::from_static("permissions-policy"),
-        HeaderValue::from_static(if ui { UI_PERMISSIONS } else { PERMISSIONS }),
-    );
-    h.insert(
-        CONTENT_SECURITY_POLICY,
-        if ui {
-            sh.ui_csp.clone()
-        } else {
-            HeaderValue::from_static(API_CSP)
-        },
-    );
-    if let Some(v) = &sh.hsts {
-        h.insert(STRICT_TRANSPORT_SECURITY, v.clone());
+const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+
+impl SecurityHeaders {
+    /// Sets the hardening headers on a response; `ui` for the web UI's pages and assets.
+    pub fn apply(&self, ui: bool, h: &mut HeaderMap) {
+        h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(
+            PERMISSIONS_POLICY,
+            HeaderValue::from_static(if ui { UI_PERMISSIONS } else { PERMISSIONS }),
+        );
+        h.insert(
+            CONTENT_SECURITY_POLICY,
+            if ui {
+                self.ui_csp.clone()
+            } else {
+                HeaderValue::from_static(API_CSP)
+            },
+        );
+        if let Some(v) = &self.hsts {
+            h.insert(STRICT_TRANSPORT_SECURITY, v.clone());
+        }
     }
-    resp
 }
 
 /// The CORS layer for the configured origins, if any.

@@ -1,15 +1,13 @@
 //! The per-request side of caching: the client's `x-gatehouse-cache` directive, the tenant the
 //! entries belong to, an optional assistant scope, and the slot through which the pipeline
-//! reports what the cache did so [`response_header`] can set `x-gatehouse-cache` on the
+//! reports what the cache did so [`header_value`] can become `x-gatehouse-cache` on the
 //! response, JSON and SSE alike (the head of a stream is sent after the lookup).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::FromRequestParts;
 use http::HeaderValue;
 use http::request::Parts;
 use store::CacheStatus;
@@ -151,25 +149,18 @@ impl<S: Send + Sync> FromRequestParts<S> for CacheContext {
     }
 }
 
-/// Middleware: gives each request a [`StatusSlot`] and turns what the pipeline put there into
-/// the `x-gatehouse-cache` response header (`hit`, `miss`, `semantic-hit` or `skip`; absent
-/// when the cache did not apply).
-pub async fn response_header(mut req: Request, next: Next) -> Response {
-    let slot = StatusSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let mut resp = next.run(req).await;
-    let value = match slot.get() {
-        CacheStatus::None => None,
-        CacheStatus::Miss => Some("miss"),
-        CacheStatus::Hit => Some("hit"),
-        CacheStatus::SemanticHit => Some("semantic-hit"),
-        CacheStatus::Skip => Some("skip"),
+/// The `x-gatehouse-cache` response header for what the pipeline put in a request's
+/// [`StatusSlot`] (`hit`, `miss`, `semantic-hit` or `skip`; none when the cache did not apply).
+/// The slot is given to each request, and the header set, by the outermost layer.
+pub fn header_value(status: CacheStatus) -> Option<HeaderValue> {
+    let v = match status {
+        CacheStatus::None => return None,
+        CacheStatus::Miss => "miss",
+        CacheStatus::Hit => "hit",
+        CacheStatus::SemanticHit => "semantic-hit",
+        CacheStatus::Skip => "skip",
     };
-    if let Some(v) = value {
-        resp.headers_mut()
-            .insert(HEADER, HeaderValue::from_static(v));
-    }
-    resp
+    Some(HeaderValue::from_static(v))
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::HeaderMap;
 use providers::{ChatRequest, ChatResponse, FinishReason, ProviderErrorKind, Usage};
 use store::{Route, UsageRecord};
 
@@ -62,13 +61,13 @@ pub async fn chat_completions(
     axum::Extension(request_id): axum::Extension<RequestId>,
     axum::Extension(principal): axum::Extension<Principal>,
     caller: Caller,
-    headers: HeaderMap,
+    conversation: exchange::ConversationHeader,
     cache: CacheContext,
     ValidJson(req): ValidJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let include_usage = req.wants_usage_chunk();
     // `x-gatehouse-conversation-id` links the request to a conversation (cost, transcript).
-    let mut session = exchange::session_for_chat(&state, &caller, &headers, &req).await?;
+    let mut session = exchange::session_for_chat(&state, &caller, &conversation, &req).await?;
     match run_with(
         &state,
         &request_id,

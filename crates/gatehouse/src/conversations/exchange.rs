@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 use providers::{ChatRequest, Role};
 use serde::Serialize;
 use store::MessageRecord;
@@ -34,6 +34,23 @@ pub const COST_HEADER: &str = "x-gatehouse-conversation-cost-micros";
 pub const MESSAGE_HEADER: &str = "x-gatehouse-message-id";
 pub const DOWNGRADED_HEADER: &str = "x-gatehouse-downgraded";
 
+/// The request's `x-gatehouse-conversation-id` header, if any (taken alone rather than
+/// cloning every header of every chat request).
+pub struct ConversationHeader(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConversationHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ConversationHeader(
+            parts.headers.get(CONVERSATION_HEADER).cloned(),
+        ))
+    }
+}
+
 /// What was stored for one exchange.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stored {
@@ -49,10 +66,10 @@ pub struct Stored {
 pub async fn session_for_chat(
     state: &AppState,
     caller: &Caller,
-    headers: &HeaderMap,
+    conversation: &ConversationHeader,
     req: &ChatRequest,
 ) -> Result<Session, ApiError> {
-    let Some(v) = headers.get(CONVERSATION_HEADER) else {
+    let Some(v) = &conversation.0 else {
         return Ok(Session::default());
     };
     let id: i64 = v

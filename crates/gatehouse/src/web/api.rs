@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use http::HeaderMap;
 use providers::ChatRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,7 +37,7 @@ pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     axum::Extension(request_id): axum::Extension<RequestId>,
     caller: Caller,
-    headers: HeaderMap,
+    conversation: crate::conversations::exchange::ConversationHeader,
     cache: CacheContext,
     body: Result<ValidJson<ChatRequest>, ApiError>,
 ) -> Response {
@@ -57,7 +56,7 @@ pub async fn chat_completions(
         axum::Extension(request_id),
         axum::Extension(web.principal.clone()),
         caller,
-        headers,
+        conversation,
         cache,
         ValidJson(req),
     )

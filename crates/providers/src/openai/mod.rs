@@ -25,6 +25,8 @@ pub struct OpenAiProvider {
     embeddings_url: Endpoint,
     transcriptions_url: String,
     api_key: Option<SecretString>,
+    /// `Bearer <key>`, built once and marked sensitive so no `Debug` prints it.
+    authorization: Option<http::HeaderValue>,
     timeout: Duration,
 }
 
@@ -41,6 +43,7 @@ impl OpenAiProvider {
             chat_url: Endpoint::new(format!("{base}/chat/completions")),
             embeddings_url: Endpoint::new(format!("{base}/embeddings")),
             transcriptions_url: format!("{base}/audio/transcriptions"),
+            authorization: api_key.as_ref().and_then(|k| bearer(k.expose_secret())),
             api_key,
             timeout,
         }
@@ -52,10 +55,13 @@ impl OpenAiProvider {
             None => self.client.post(url.text.as_str()),
         };
         let mut rb = rb
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            )
             .body(body);
-        if let Some(key) = &self.api_key {
-            rb = rb.bearer_auth(key.expose_secret());
+        if let Some(auth) = &self.authorization {
+            rb = rb.header(http::header::AUTHORIZATION, auth.clone());
         }
         rb
     }
@@ -191,6 +197,14 @@ impl OpenAiProvider {
                 )
             })
     }
+}
+
+/// The `Authorization` value for a key, or `None` for a key no header can carry (the call
+/// then goes out without one and the upstream's 401 says why).
+fn bearer(key: &str) -> Option<http::HeaderValue> {
+    let mut v = http::HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {

@@ -2,12 +2,17 @@
 //! one transaction, retrying with backoff before giving a batch up.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{LedgerConfig, LedgerStats};
 use crate::{Store, UsageRecord};
+
+/// How often a filling batch takes what was queued since the last look.
+const COLLECT_TICK: Duration = Duration::from_millis(10);
 
 pub(super) struct Writer {
     store: Store,
@@ -63,7 +68,9 @@ impl Writer {
     }
 
     /// Waits as long as it takes for a first record, then up to `flush_interval` for the batch
-    /// to fill, so a quiet gateway still writes each record promptly.
+    /// to fill, so a quiet gateway still writes each record promptly. While a batch fills, the
+    /// queue is read every [`COLLECT_TICK`] rather than awaited: a task waiting on the queue
+    /// would be woken by every record sent, one wake-up (often of another thread) per request.
     async fn collect(&mut self, batch: &mut Vec<UsageRecord>) -> Collected {
         let limit = self.cfg.batch_size;
         tokio::select! {
@@ -77,16 +84,21 @@ impl Writer {
         }
         let deadline = Instant::now() + self.cfg.flush_interval;
         while batch.len() < limit {
-            let room = limit - batch.len();
+            let wake = (Instant::now() + COLLECT_TICK).min(deadline);
             tokio::select! {
                 biased;
                 () = stop_requested(&mut self.stop) => return Collected::StopRequested,
-                received = self.rx.recv_many(batch, room) => {
-                    if received == 0 {
-                        return Collected::QueueClosed;
-                    }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            while batch.len() < limit {
+                match self.rx.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Collected::QueueClosed,
                 }
-                () = tokio::time::sleep_until(deadline) => break,
+            }
+            if wake >= deadline {
+                break;
             }
         }
         Collected::Batch
