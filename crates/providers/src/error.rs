@@ -92,23 +92,6 @@ impl ProviderError {
         };
         ProviderError::new(kind, message).with_status(status)
     }
-
-    /// Map a transport error from reqwest without leaking the URL it carries.
-    pub fn from_transport(e: &reqwest::Error) -> ProviderError {
-        let kind = if e.is_timeout() {
-            ProviderErrorKind::Timeout
-        } else if e.is_decode() {
-            ProviderErrorKind::Decode
-        } else {
-            ProviderErrorKind::Connect
-        };
-        let message = match kind {
-            ProviderErrorKind::Timeout => "upstream timed out",
-            ProviderErrorKind::Decode => "upstream response could not be decoded",
-            _ => "could not reach the upstream",
-        };
-        ProviderError::new(kind, message)
-    }
 }
 
 fn is_context_length(hint: &str) -> bool {

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod audio;
 pub mod capabilities;
+pub mod client;
 pub mod error;
 mod event_stream;
 pub mod gemini;
@@ -21,6 +22,7 @@ use futures_util::future::BoxFuture;
 
 pub use audio::{TranscriptFormat, Transcription, TranscriptionRequest};
 pub use capabilities::{Capabilities, Capability};
+pub use client::HttpClient;
 pub use error::{ProviderError, ProviderErrorKind};
 pub use types::*;
 

@@ -132,7 +132,7 @@ fn anthropic_request_forms() {
 #[tokio::test]
 async fn anthropic_has_no_embeddings() {
     let p = AnthropicProvider::new(
-        reqwest::Client::new(),
+        providers::HttpClient::default(),
         "http://127.0.0.1:9",
         None,
         Duration::from_secs(1),
@@ -287,7 +287,7 @@ fn gemini_request_forms() {
 
 fn gemini_provider(base: &str) -> GeminiProvider {
     GeminiProvider::new(
-        reqwest::Client::new(),
+        providers::HttpClient::default(),
         &format!("{base}/v1beta"),
         Some(SecretString::from("g-key")),
         Duration::from_secs(5),

@@ -62,28 +62,16 @@ pub struct ModelRouter {
     metrics: Arc<Metrics>,
 }
 
-/// An upstream HTTP client: keep-alive, HTTP/1.1 and HTTP/2 (negotiated by ALPN).
-pub fn upstream_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
 impl ModelRouter {
     pub fn build(config: &Config, metrics: &Arc<Metrics>) -> ModelRouter {
         let mut providers = HashMap::new();
         // One pooled client per connect timeout, shared by the providers that use it.
-        let mut clients: HashMap<Duration, reqwest::Client> = HashMap::new();
+        let mut clients: HashMap<Duration, providers::HttpClient> = HashMap::new();
         for p in &config.providers {
             let mut client = || {
                 clients
                     .entry(p.connect_timeout)
-                    .or_insert_with(|| upstream_client(p.connect_timeout))
+                    .or_insert_with(|| providers::HttpClient::new(p.connect_timeout))
                     .clone()
             };
             let base = p

@@ -21,6 +21,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
+use http::{HeaderName, HeaderValue};
+
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
 use crate::error::retry_after_from_headers;
 use crate::openai::relayed_message;
 use crate::{
@@ -34,26 +37,34 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const API_VERSION: &str = "2023-06-01";
 
 pub struct AnthropicProvider {
-    client: reqwest::Client,
-    messages_url: String,
-    api_key: Option<SecretString>,
+    client: HttpClient,
+    messages_url: Endpoint,
+    /// `anthropic-version` and `x-api-key`, built once.
+    headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 }
 
 impl AnthropicProvider {
     /// `base_url` is the API root (`https://api.anthropic.com`); a trailing `/v1` is accepted.
     pub fn new(
-        client: reqwest::Client,
+        client: HttpClient,
         base_url: &str,
         api_key: Option<SecretString>,
         timeout: Duration,
     ) -> AnthropicProvider {
         let base = base_url.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base);
+        let mut headers = vec![(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(API_VERSION),
+        )];
+        if let Some(v) = api_key.as_ref().and_then(|k| secret_header(k.expose_secret())) {
+            headers.push((HeaderName::from_static("x-api-key"), v));
+        }
         AnthropicProvider {
             client,
-            messages_url: format!("{base}/v1/messages"),
-            api_key,
+            messages_url: Endpoint::new(&format!("{base}/v1/messages")),
+            headers,
             timeout,
         }
     }
@@ -63,7 +74,7 @@ impl AnthropicProvider {
         req: &ChatRequest,
         stream: bool,
         timeout: Duration,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let wire = convert::to_wire(req, stream)?;
         let body = serde_json::to_vec(&wire).map_err(|_| {
             ProviderError::new(
@@ -71,20 +82,13 @@ impl AnthropicProvider {
                 "request could not be encoded",
             )
         })?;
-        let mut rb = self
+        let resp = self
             .client
-            .post(&self.messages_url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header("anthropic-version", API_VERSION)
+            .post_json(&self.messages_url, body)
+            .headers(&self.headers)
             .timeout(timeout)
-            .body(body);
-        if let Some(key) = &self.api_key {
-            rb = rb.header("x-api-key", key.expose_secret());
-        }
-        let resp = rb
             .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+            .await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -95,10 +99,7 @@ impl AnthropicProvider {
     async fn chat_inner(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let json_mode = convert::json_schema(req)?.is_some();
         let resp = self.send(req, false, self.timeout).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp.bytes().await?;
         let wire: wire::MessageResponse = serde_json::from_slice(&bytes).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::Decode,
@@ -161,7 +162,7 @@ impl Provider for AnthropicProvider {
     }
 }
 
-async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+async fn error_from_response(resp: UpstreamResponse) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = retry_after_from_headers(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();

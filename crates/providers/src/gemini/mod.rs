@@ -20,6 +20,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
+use http::{HeaderName, HeaderValue};
+
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
 use crate::error::retry_after_from_headers;
 use crate::mock::estimate_tokens;
 use crate::openai::relayed_message;
@@ -32,23 +35,28 @@ use crate::{
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 
 pub struct GeminiProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     base: String,
-    api_key: Option<SecretString>,
+    /// `x-goog-api-key`, built once.
+    auth: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 }
 
 impl GeminiProvider {
     pub fn new(
-        client: reqwest::Client,
+        client: HttpClient,
         base_url: &str,
         api_key: Option<SecretString>,
         timeout: Duration,
     ) -> GeminiProvider {
+        let auth = api_key
+            .as_ref()
+            .and_then(|k| secret_header(k.expose_secret()))
+            .map(|v| (HeaderName::from_static("x-goog-api-key"), v));
         GeminiProvider {
             client,
             base: base_url.trim_end_matches('/').to_owned(),
-            api_key,
+            auth: auth.into_iter().collect(),
             timeout,
         }
     }
@@ -75,26 +83,20 @@ impl GeminiProvider {
         url: &str,
         body: &T,
         timeout: Duration,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let body = serde_json::to_vec(body).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::BadRequest,
                 "request could not be encoded",
             )
         })?;
-        let mut rb = self
+        let resp = self
             .client
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .post_json(&Endpoint::new(url), body)
+            .headers(&self.auth)
             .timeout(timeout)
-            .body(body);
-        if let Some(key) = &self.api_key {
-            rb = rb.header("x-goog-api-key", key.expose_secret());
-        }
-        let resp = rb
             .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+            .await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -103,13 +105,10 @@ impl GeminiProvider {
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
-        resp: reqwest::Response,
+        resp: UpstreamResponse,
         what: &str,
     ) -> Result<T, ProviderError> {
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::Decode,
@@ -237,7 +236,7 @@ impl Provider for GeminiProvider {
     }
 }
 
-async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+async fn error_from_response(resp: UpstreamResponse) -> ProviderError {
     let status = resp.status().as_u16();
     let header_retry = retry_after_from_headers(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();

@@ -11,7 +11,11 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue};
+
 use crate::error::retry_after_from_headers;
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, ProviderErrorKind, ProviderKind, StreamOptions, Transcription,
@@ -20,50 +24,35 @@ use crate::{
 
 /// An OpenAI-compatible upstream at `base_url` (e.g. `https://api.openai.com/v1`).
 pub struct OpenAiProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     chat_url: Endpoint,
     embeddings_url: Endpoint,
-    transcriptions_url: String,
-    api_key: Option<SecretString>,
-    /// `Bearer <key>`, built once and marked sensitive so no `Debug` prints it.
-    authorization: Option<http::HeaderValue>,
+    transcriptions_url: Endpoint,
+    /// `Authorization: Bearer <key>`, built once.
+    auth: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
 }
 
 impl OpenAiProvider {
     pub fn new(
-        client: reqwest::Client,
+        client: HttpClient,
         base_url: &str,
         api_key: Option<SecretString>,
         timeout: Duration,
     ) -> OpenAiProvider {
         let base = base_url.trim_end_matches('/');
+        let auth = api_key
+            .as_ref()
+            .and_then(|k| secret_header(&format!("Bearer {}", k.expose_secret())))
+            .map(|v| (AUTHORIZATION, v));
         OpenAiProvider {
             client,
-            chat_url: Endpoint::new(format!("{base}/chat/completions")),
-            embeddings_url: Endpoint::new(format!("{base}/embeddings")),
-            transcriptions_url: format!("{base}/audio/transcriptions"),
-            authorization: api_key.as_ref().and_then(|k| bearer(k.expose_secret())),
-            api_key,
+            chat_url: Endpoint::new(&format!("{base}/chat/completions")),
+            embeddings_url: Endpoint::new(&format!("{base}/embeddings")),
+            transcriptions_url: Endpoint::new(&format!("{base}/audio/transcriptions")),
+            auth: auth.into_iter().collect(),
             timeout,
         }
-    }
-
-    fn post(&self, url: &Endpoint, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let rb = match &url.parsed {
-            Some(u) => self.client.post(u.clone()),
-            None => self.client.post(url.text.as_str()),
-        };
-        let mut rb = rb
-            .header(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            )
-            .body(body);
-        if let Some(auth) = &self.authorization {
-            rb = rb.header(http::header::AUTHORIZATION, auth.clone());
-        }
-        rb
     }
 
     async fn send(
@@ -71,13 +60,14 @@ impl OpenAiProvider {
         url: &Endpoint,
         body: Vec<u8>,
         timeout: Duration,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let resp = self
-            .post(url, body)
+            .client
+            .post_json(url, body)
+            .headers(&self.auth)
             .timeout(timeout)
             .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+            .await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -88,10 +78,7 @@ impl OpenAiProvider {
     async fn chat_inner(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = encode(req, false)?;
         let resp = self.send(&self.chat_url, body, self.timeout).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::Decode,
@@ -115,10 +102,7 @@ impl OpenAiProvider {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         if is_json {
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| ProviderError::from_transport(&e))?;
+            let bytes = resp.bytes().await?;
             let full: ChatResponse = serde_json::from_slice(&bytes).map_err(|_| {
                 ProviderError::new(
                     ProviderErrorKind::Decode,
@@ -143,10 +127,7 @@ impl OpenAiProvider {
             )
         })?;
         let resp = self.send(&self.embeddings_url, body, self.timeout).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::Decode,
@@ -164,26 +145,24 @@ impl OpenAiProvider {
     ) -> Result<Transcription, ProviderError> {
         let boundary = format!("gatehouse-{:016x}", fastrand::u64(..));
         let (body, content_type) = crate::audio::multipart_body(req, &boundary);
-        let mut rb = self
+        let content_type = HeaderValue::from_str(&content_type).map_err(|_| {
+            ProviderError::new(
+                ProviderErrorKind::BadRequest,
+                "request could not be encoded",
+            )
+        })?;
+        let resp = self
             .client
-            .post(&self.transcriptions_url)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .timeout(self.timeout);
-        if let Some(key) = &self.api_key {
-            rb = rb.bearer_auth(key.expose_secret());
-        }
-        let resp = rb
+            .post(&self.transcriptions_url, body)
+            .header(CONTENT_TYPE, content_type)
+            .headers(&self.auth)
+            .timeout(self.timeout)
             .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+            .await?;
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let bytes = resp.bytes().await?;
         #[derive(Deserialize)]
         struct Body {
             text: String,
@@ -197,14 +176,6 @@ impl OpenAiProvider {
                 )
             })
     }
-}
-
-/// The `Authorization` value for a key, or `None` for a key no header can carry (the call
-/// then goes out without one and the upstream's 401 says why).
-fn bearer(key: &str) -> Option<http::HeaderValue> {
-    let mut v = http::HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
-    v.set_sensitive(true);
-    Some(v)
 }
 
 fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
@@ -229,20 +200,6 @@ fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
             "request could not be encoded",
         )
     })
-}
-
-/// An upstream URL, parsed once (a URL that does not parse fails at call time with the
-/// client's own error).
-struct Endpoint {
-    text: String,
-    parsed: Option<reqwest::Url>,
-}
-
-impl Endpoint {
-    fn new(text: String) -> Endpoint {
-        let parsed = reqwest::Url::parse(&text).ok();
-        Endpoint { text, parsed }
-    }
 }
 
 impl Provider for OpenAiProvider {
@@ -313,7 +270,7 @@ impl ErrorDetail {
 /// Longest upstream message we will relay to a client.
 const MAX_RELAYED_MESSAGE: usize = 500;
 
-async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+async fn error_from_response(resp: UpstreamResponse) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = retry_after_from_headers(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();

@@ -18,7 +18,7 @@ struct State<S> {
     saw_finish_reason: bool,
 }
 
-pub(crate) fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
+pub(crate) fn chunk_stream(resp: crate::client::UpstreamResponse) -> ChunkStream {
     Box::pin(parse_chunks(resp.bytes_stream()))
 }
 

@@ -53,7 +53,7 @@ impl P {
     }
 
     pub fn provider(self, base: &str) -> Arc<dyn Provider> {
-        let client = reqwest::Client::new();
+        let client = providers::HttpClient::default();
         let key = Some(SecretString::from(KEY));
         let t = Duration::from_secs(5);
         match self {
