@@ -60,34 +60,28 @@ impl Drop for LogGuard {
     }
 }
 
-/// One formatted event; appended to the shared buffer whole when dropped.
+/// Appends to the shared buffer. The fmt layer formats each event whole and hands it over in
+/// one `write`, so every write is one complete line (lines of different threads never mix).
 pub struct LineWriter {
     shared: Arc<Shared>,
-    line: Vec<u8>,
 }
 
 impl Write for LineWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.line.extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let mut buf = self
             .shared
             .buf
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if buf.len() + self.line.len() > MAX_BUFFERED {
+        if buf.len() + line.len() > MAX_BUFFERED {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         } else {
-            buf.extend_from_slice(&self.line);
+            buf.extend_from_slice(line);
         }
+        Ok(line.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -99,7 +93,6 @@ impl<'a> MakeWriter<'a> for MakeLineWriter {
     fn make_writer(&'a self) -> LineWriter {
         LineWriter {
             shared: Arc::clone(&self.0),
-            line: Vec::with_capacity(512),
         }
     }
 }
@@ -123,11 +116,7 @@ pub fn init(cfg: &LogConfig) -> Option<LogGuard> {
         .with_ansi(terminal && !json)
         .with_writer(MakeLineWriter(Arc::clone(&shared)));
     let installed = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.event_format(super::json_lines::JsonLines).try_init()
     } else {
         builder.try_init()
     };
