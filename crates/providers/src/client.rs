@@ -189,6 +189,11 @@ impl UpstreamResponse {
     }
 }
 
+/// A request body as JSON.
+pub fn json_body<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(value).map_err(|_| ProviderError::unencodable())
+}
+
 fn timeout_error() -> ProviderError {
     ProviderError::new(ProviderErrorKind::Timeout, "upstream timed out")
 }

@@ -52,6 +52,14 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// A request that could not be put in the upstream's format (a client mistake: 400).
+    pub fn unencodable() -> ProviderError {
+        ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            "request could not be encoded",
+        )
+    }
+
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
         ProviderError {
             kind,

@@ -29,24 +29,39 @@ impl SseParser {
 
     /// Consume `chunk`, appending every completed event to `out`. Errors when one line exceeds
     /// the size bound.
+    ///
+    /// Complete lines are parsed where they lie (in `chunk`, or in the carried-over tail of the
+    /// last read); only an unfinished line is copied, to wait for the rest.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseTooLarge> {
-        self.buf.extend_from_slice(chunk);
-        let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
-            let mut line = &self.buf[start..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            let line = String::from_utf8_lossy(line).into_owned();
-            self.line(&line, out);
-            start = end + 1;
+        if self.buf.is_empty() {
+            let used = self.lines(chunk, out);
+            self.buf.extend_from_slice(&chunk[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.extend_from_slice(chunk);
+            let used = self.lines(&buf, out);
+            buf.drain(..used);
+            self.buf = buf;
         }
-        self.buf.drain(..start);
         if self.buf.len() > self.max_line {
             return Err(SseTooLarge);
         }
         Ok(())
+    }
+
+    /// Parses every complete line of `bytes`; returns how many bytes that was.
+    fn lines(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> usize {
+        let mut start = 0;
+        while let Some(pos) = bytes[start..].iter().position(|&b| b == b'\n') {
+            let end = start + pos;
+            let mut line = &bytes[start..end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            self.line(&String::from_utf8_lossy(line), out);
+            start = end + 1;
+        }
+        start
     }
 
     fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
@@ -119,6 +134,26 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn byte_by_byte_reads_give_the_same_events() {
+        let stream: &[u8] = b"event: a\ndata: {\"x\":\"\xc3\xa9\"}\n\ndata: 1\r\ndata: 2\r\n\r\n";
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        let expected = vec![
+            SseEvent {
+                event: Some("a".into()),
+                data: "{\"x\":\"\u{e9}\"}".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "1\n2".into(),
+            },
+        ];
+        assert_eq!(parse_all(&bytes), expected);
+        // Whole, and split mid-line with complete lines on both sides of the cut.
+        assert_eq!(parse_all(&[stream]), expected);
+        assert_eq!(parse_all(&[&stream[..13], &stream[13..]]), expected);
     }
 
     #[test]

@@ -184,7 +184,12 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(text.ends_with("}\n"), "{text}");
         let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
-        let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         // serde_json's map is sorted; the order on the line is checked on the text below.
         assert_eq!(
             keys,
@@ -216,10 +221,15 @@ mod tests {
         assert!(text.contains("\\u0007"), "{text}");
         let ts = line["timestamp"].as_str().unwrap();
         assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
-        let order: Vec<usize> = ["\"timestamp\"", "\"level\"", "\"message\"", "\"request_id\""]
-            .iter()
-            .map(|k| text.find(k).unwrap())
-            .collect();
+        let order: Vec<usize> = [
+            "\"timestamp\"",
+            "\"level\"",
+            "\"message\"",
+            "\"request_id\"",
+        ]
+        .iter()
+        .map(|k| text.find(k).unwrap())
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 }

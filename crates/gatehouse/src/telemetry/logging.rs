@@ -116,7 +116,9 @@ pub fn init(cfg: &LogConfig) -> Option<LogGuard> {
         .with_ansi(terminal && !json)
         .with_writer(MakeLineWriter(Arc::clone(&shared)));
     let installed = if json {
-        builder.event_format(super::json_lines::JsonLines).try_init()
+        builder
+            .event_format(super::json_lines::JsonLines)
+            .try_init()
     } else {
         builder.try_init()
     };

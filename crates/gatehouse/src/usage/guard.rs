@@ -298,7 +298,8 @@ impl UsageGuard {
         if let Some(hook) = self.on_finish.take() {
             hook(&self.record);
         }
-        self.state.ledger.record(self.record.clone());
+        // Emitted once (`done`): the record is not read again, so it moves to the ledger.
+        self.state.ledger.record(std::mem::take(&mut self.record));
     }
 }
 

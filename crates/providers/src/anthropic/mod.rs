@@ -58,7 +58,10 @@ impl AnthropicProvider {
             HeaderName::from_static("anthropic-version"),
             HeaderValue::from_static(API_VERSION),
         )];
-        if let Some(v) = api_key.as_ref().and_then(|k| secret_header(k.expose_secret())) {
+        if let Some(v) = api_key
+            .as_ref()
+            .and_then(|k| secret_header(k.expose_secret()))
+        {
             headers.push((HeaderName::from_static("x-api-key"), v));
         }
         AnthropicProvider {
@@ -76,12 +79,7 @@ impl AnthropicProvider {
         timeout: Duration,
     ) -> Result<UpstreamResponse, ProviderError> {
         let wire = convert::to_wire(req, stream)?;
-        let body = serde_json::to_vec(&wire).map_err(|_| {
-            ProviderError::new(
-                ProviderErrorKind::BadRequest,
-                "request could not be encoded",
-            )
-        })?;
+        let body = crate::client::json_body(&wire)?;
         let resp = self
             .client
             .post_json(&self.messages_url, body)

@@ -84,12 +84,7 @@ impl GeminiProvider {
         body: &T,
         timeout: Duration,
     ) -> Result<UpstreamResponse, ProviderError> {
-        let body = serde_json::to_vec(body).map_err(|_| {
-            ProviderError::new(
-                ProviderErrorKind::BadRequest,
-                "request could not be encoded",
-            )
-        })?;
+        let body = crate::client::json_body(body)?;
         let resp = self
             .client
             .post_json(&Endpoint::new(url), body)

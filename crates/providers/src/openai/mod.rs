@@ -14,8 +14,8 @@ use serde::Deserialize;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue};
 
-use crate::error::retry_after_from_headers;
 use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
+use crate::error::retry_after_from_headers;
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
     ProviderError, ProviderErrorKind, ProviderKind, StreamOptions, Transcription,
@@ -120,12 +120,7 @@ impl OpenAiProvider {
         &self,
         req: &EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let body = serde_json::to_vec(req).map_err(|_| {
-            ProviderError::new(
-                ProviderErrorKind::BadRequest,
-                "request could not be encoded",
-            )
-        })?;
+        let body = crate::client::json_body(req)?;
         let resp = self.send(&self.embeddings_url, body, self.timeout).await?;
         let bytes = resp.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
@@ -145,12 +140,8 @@ impl OpenAiProvider {
     ) -> Result<Transcription, ProviderError> {
         let boundary = format!("gatehouse-{:016x}", fastrand::u64(..));
         let (body, content_type) = crate::audio::multipart_body(req, &boundary);
-        let content_type = HeaderValue::from_str(&content_type).map_err(|_| {
-            ProviderError::new(
-                ProviderErrorKind::BadRequest,
-                "request could not be encoded",
-            )
-        })?;
+        let content_type =
+            HeaderValue::from_str(&content_type).map_err(|_| ProviderError::unencodable())?;
         let resp = self
             .client
             .post(&self.transcriptions_url, body)
@@ -194,12 +185,7 @@ fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     } else {
         serde_json::to_vec(req)
     };
-    encoded.map_err(|_| {
-        ProviderError::new(
-            ProviderErrorKind::BadRequest,
-            "request could not be encoded",
-        )
-    })
+    encoded.map_err(|_| ProviderError::unencodable())
 }
 
 impl Provider for OpenAiProvider {

@@ -7,7 +7,7 @@ pub(crate) mod report;
 pub(crate) mod sql;
 
 /// One row of `usage_records`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageRecord {
     /// At most [`UsageRecord::MAX_REQUEST_ID_CHARS`] characters; longer ids are cut on write.
     pub request_id: String,
@@ -71,8 +71,9 @@ impl UsageRecord {
 }
 
 /// Which API family served the request. Stored as a small integer: never renumber a variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Route {
+    #[default]
     Chat,
     Messages,
     Embeddings,
@@ -102,9 +103,10 @@ impl Route {
 }
 
 /// What the response cache did for the request. Stored as a small integer: never renumber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum CacheStatus {
     /// The cache is not configured for this request's route or model.
+    #[default]
     None,
     Miss,
     Hit,
