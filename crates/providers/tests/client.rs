@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use providers::openai::OpenAiProvider;
-use providers::{ChatRequest, HttpClient, Provider, ProviderErrorKind};
+use providers::{ChatRequest, HttpClient, Provider, ProviderError, ProviderErrorKind};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ fn chat() -> ChatRequest {
 
 /// Accepts one connection, reads one request head and body, answers `reply`, and returns the
 /// request text.
-async fn one_exchange(listener: TcpListener, reply: &'static [u8]) -> String {
+async fn one_exchange(listener: TcpListener, reply: impl AsRef<[u8]>) -> String {
     let (mut sock, _) = listener.accept().await.unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -36,7 +36,7 @@ async fn one_exchange(listener: TcpListener, reply: &'static [u8]) -> String {
         }
         assert!(n > 0, "connection closed mid-request");
     }
-    sock.write_all(reply).await.unwrap();
+    sock.write_all(reply.as_ref()).await.unwrap();
     String::from_utf8(got).unwrap()
 }
 
@@ -49,19 +49,29 @@ fn provider(addr: std::net::SocketAddr, timeout: Duration) -> OpenAiProvider {
     )
 }
 
+/// A chat call against `listener` answered with `reply`, expected to fail.
+async fn failed_call(
+    listener: TcpListener,
+    reply: impl AsRef<[u8]> + Send + 'static,
+) -> ProviderError {
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(one_exchange(listener, reply));
+    let err = provider(addr, Duration::from_secs(5))
+        .chat(&chat())
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    err
+}
+
 #[tokio::test]
 async fn request_carries_credentials_and_json_once() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let body = br#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
-    let reply: &'static [u8] = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
-            body.len(),
-            std::str::from_utf8(body).unwrap()
-        )
-        .into_bytes()
-        .into_boxed_slice(),
+    let body = r#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     );
     let server = tokio::spawn(one_exchange(listener, reply));
     let resp = provider(addr, Duration::from_secs(5))
@@ -92,23 +102,13 @@ async fn request_carries_credentials_and_json_once() {
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // The redirect target: it must never be asked.
     let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = elsewhere.local_addr().unwrap();
-    let reply: &'static [u8] = Box::leak(
-        format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target}/v1/chat/completions\r\ncontent-length: 0\r\n\r\n"
-        )
-        .into_bytes()
-        .into_boxed_slice(),
+    let reply = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target}/v1/chat/completions\r\ncontent-length: 0\r\n\r\n"
     );
-    let server = tokio::spawn(one_exchange(listener, reply));
-    let err = provider(addr, Duration::from_secs(5))
-        .chat(&chat())
-        .await
-        .unwrap_err();
-    server.await.unwrap();
+    let err = failed_call(listener, reply).await;
     assert_eq!(
         (err.kind, err.status),
         (ProviderErrorKind::Unavailable, Some(307))
@@ -145,13 +145,7 @@ async fn a_silent_upstream_times_out_without_naming_it() {
 async fn garbage_and_refused_connections_are_connect_errors() {
     // Bad input: an answer that is not HTTP.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(one_exchange(listener, b"SMTP ready\r\n\r\n"));
-    let err = provider(addr, Duration::from_secs(5))
-        .chat(&chat())
-        .await
-        .unwrap_err();
-    server.await.unwrap();
+    let err = failed_call(listener, b"SMTP ready\r\n\r\n").await;
     assert_eq!(
         (err.kind, err.message.as_str()),
         (ProviderErrorKind::Connect, "could not reach the upstream")
