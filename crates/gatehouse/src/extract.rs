@@ -67,6 +67,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// The error of a body that failed to parse, with the failing field's path.
 fn explain_json_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
+    // Path tracking reads one value and stops, so it accepts what the plain parse refused for
+    // trailing characters after the JSON.
     let Err(e) = serde_path_to_error::deserialize::<_, T>(de) else {
         return ApiError::new(ErrorCode::InvalidJson, "The request body is not valid JSON");
     };

@@ -77,6 +77,8 @@ impl HttpClient {
     }
 }
 
+/// A client with a 10 s connect timeout (the gateway builds its clients from each provider's
+/// configured timeout instead).
 impl Default for HttpClient {
     fn default() -> HttpClient {
         HttpClient::new(Duration::from_secs(10))

@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use http::{HeaderName, HeaderValue};
-
-use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, json_body, secret_header};
 use crate::error::retry_after_from_headers;
 use crate::openai::relayed_message;
 use crate::{
@@ -79,7 +78,7 @@ impl AnthropicProvider {
         timeout: Duration,
     ) -> Result<UpstreamResponse, ProviderError> {
         let wire = convert::to_wire(req, stream)?;
-        let body = crate::client::json_body(&wire)?;
+        let body = json_body(&wire)?;
         let resp = self
             .client
             .post_json(&self.messages_url, body)

@@ -16,13 +16,12 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use http::{HeaderName, HeaderValue};
-
-use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, json_body, secret_header};
 use crate::error::retry_after_from_headers;
 use crate::mock::estimate_tokens;
 use crate::openai::relayed_message;
@@ -84,7 +83,7 @@ impl GeminiProvider {
         body: &T,
         timeout: Duration,
     ) -> Result<UpstreamResponse, ProviderError> {
-        let body = crate::client::json_body(body)?;
+        let body = json_body(body)?;
         let resp = self
             .client
             .post_json(&Endpoint::new(url), body)

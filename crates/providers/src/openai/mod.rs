@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue};
-
-use crate::client::{Endpoint, HttpClient, UpstreamResponse, secret_header};
+use crate::client::{Endpoint, HttpClient, UpstreamResponse, json_body, secret_header};
 use crate::error::retry_after_from_headers;
 use crate::{
     ChatRequest, ChatResponse, ChunkStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
@@ -120,7 +119,7 @@ impl OpenAiProvider {
         &self,
         req: &EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let body = crate::client::json_body(req)?;
+        let body = json_body(req)?;
         let resp = self.send(&self.embeddings_url, body, self.timeout).await?;
         let bytes = resp.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
@@ -170,22 +169,21 @@ impl OpenAiProvider {
 }
 
 fn encode(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-    let encoded = if stream {
+    if stream {
         let mut r = req.clone();
         r.stream = Some(true);
         r.stream_options = Some(StreamOptions {
             include_usage: Some(true),
         });
-        serde_json::to_vec(&r)
+        json_body(&r)
     } else if req.stream.is_some() || req.stream_options.is_some() {
         let mut r = req.clone();
         r.stream = None;
         r.stream_options = None;
-        serde_json::to_vec(&r)
+        json_body(&r)
     } else {
-        serde_json::to_vec(req)
-    };
-    encoded.map_err(|_| ProviderError::unencodable())
+        json_body(req)
+    }
 }
 
 impl Provider for OpenAiProvider {
