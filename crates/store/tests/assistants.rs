@@ -207,3 +207,46 @@ async fn conversations_are_scoped_by_owner() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_back_a_conversation_waits_for_other_writers() {
+    on_both(|s| async move {
+        let new = NewConversation {
+            owner: "-:alice".into(),
+            owner_key_id: None,
+            assistant_id: None,
+            model: "m1".into(),
+            title: None,
+        };
+        let busy = s.create_conversation(&new, NOW).await.unwrap();
+        let cut = s.create_conversation(&new, NOW).await.unwrap();
+        const ROUNDS: i64 = 60;
+        // Another connection keeps writing while the conversation is cut back and refilled.
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..ROUNDS * 4 {
+                    s.add_conversation_cost(busy.id, 1, NOW + i).await.unwrap();
+                }
+            })
+        };
+        for i in 0..ROUNDS {
+            let (ids, _) = s
+                .append_messages(cut.id, &[user("q"), reply("a", 1, None)], 1, NOW + i)
+                .await
+                .unwrap()
+                .unwrap();
+            let deleted = s
+                .truncate_conversation(cut.id, "-:alice", ids[1], NOW + i)
+                .await
+                .unwrap();
+            assert_eq!(deleted, Some(1));
+        }
+        writer.await.unwrap();
+        let got = s.conversation(cut.id, "-:alice").await.unwrap().unwrap();
+        assert_eq!((got.message_count, got.cost_micros), (ROUNDS, ROUNDS));
+        let busy = s.conversation(busy.id, "-:alice").await.unwrap().unwrap();
+        assert_eq!(busy.cost_micros, ROUNDS * 4);
+    })
+    .await;
+}

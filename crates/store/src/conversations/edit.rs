@@ -41,13 +41,19 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let found: Option<(i64,)> =
-                sqlx::query_as("SELECT id FROM conversations WHERE id = $1 AND owner = $2")
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
+            // A write comes first: on SQLite a transaction that starts by reading cannot take
+            // the write lock later while another connection writes (it fails with "database is
+            // locked" instead of waiting out the busy timeout).
+            let found = sqlx::query(
+                "UPDATE conversations SET updated_at_ms = $3 WHERE id = $1 AND owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if found == 0 {
                 return Ok(None);
             }
             sqlx::query(
@@ -68,14 +74,13 @@ impl Store {
             .rows_affected();
             let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
             sqlx::query(
-                "UPDATE conversations SET message_count = message_count - $2, updated_at_ms = $3, \
-                 summary = CASE WHEN summary_through_id >= $4 THEN NULL ELSE summary END, \
-                 summary_through_id = CASE WHEN summary_through_id >= $4 THEN NULL \
+                "UPDATE conversations SET message_count = message_count - $2, \
+                 summary = CASE WHEN summary_through_id >= $3 THEN NULL ELSE summary END, \
+                 summary_through_id = CASE WHEN summary_through_id >= $3 THEN NULL \
                  ELSE summary_through_id END WHERE id = $1",
             )
             .bind(id)
             .bind(deleted)
-            .bind(now_ms)
             .bind(from_id)
             .execute(&mut *tx)
             .await?;
