@@ -5,6 +5,8 @@
 //! answers where it is asked, so those cost every call and buy nothing. Transport failures map
 //! to [`ProviderError`]s that never carry the URL.
 
+use std::cell::Cell;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,15 +30,35 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("gatehouse/", env!("CARGO_PKG_VERSION")));
 
-/// A pooled upstream client; clones share the pool.
+/// How many connection pools one client keeps at most (see [`set_pool_slot`]): one per
+/// serving thread (at most 64) and the shared one.
+const MAX_POOLS: usize = 65;
+
+type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+thread_local! {
+    static POOL_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes calls from the current thread use connection pool `slot` of every client. A thread
+/// that serves requests on its own single-threaded runtime takes a slot of its own, so the
+/// connections it uses are driven by tasks on that same thread: a request never waits for
+/// another thread to write or read its upstream connection. Other threads share slot 0.
+pub fn set_pool_slot(slot: usize) {
+    POOL_SLOT.with(|s| s.set(slot % MAX_POOLS));
+}
+
+/// A pooled upstream client; clones share the pools. Each serving thread has its own pool
+/// ([`set_pool_slot`]), built on its first call.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connector: HttpsConnector<HttpConnector>,
+    pools: Arc<[OnceLock<Pool>]>,
 }
 
 impl HttpClient {
     /// A client whose connection attempts give up after `connect_timeout`. Idle connections
-    /// are kept 90 s, up to 256 per host.
+    /// are kept 90 s, up to 256 per host and pool.
     pub fn new(connect_timeout: Duration) -> HttpClient {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
@@ -49,13 +71,22 @@ impl HttpClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        HttpClient { inner }
+        HttpClient {
+            connector,
+            pools: (0..MAX_POOLS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn pool(&self) -> &Pool {
+        let slot = POOL_SLOT.with(Cell::get);
+        self.pools[slot].get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
     }
 
     /// `POST uri` with a JSON body.
@@ -139,7 +170,7 @@ impl PostBuilder<'_> {
         *req.uri_mut() = uri;
         *req.headers_mut() = self.headers;
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let call = self.client.inner.request(req);
+        let call = self.client.pool().request(req);
         let resp = match deadline {
             Some(d) => tokio::time::timeout_at(d, call)
                 .await

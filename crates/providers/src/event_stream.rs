@@ -4,7 +4,10 @@
 
 use std::collections::VecDeque;
 
-use futures_util::{Stream, StreamExt, stream};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::{Stream, StreamExt};
 
 use crate::sse::{SseEvent, SseParser};
 use crate::{ChatChunk, ProviderError, ProviderErrorKind};
@@ -47,34 +50,46 @@ pub(crate) fn translate<S, B, E, T>(
 where
     S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: AsRef<[u8]>,
-    T: Translate,
+    T: Translate + Unpin,
 {
-    let state = State {
+    State {
         body,
         parser: SseParser::new(),
         translate,
         ready: VecDeque::new(),
         events: Vec::new(),
         finished: false,
-    };
-    stream::unfold(state, |mut st| async move {
+    }
+}
+
+// Polled in place: the state never moves between items.
+impl<S, B, E, T> Stream for State<S, T>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    T: Translate + Unpin,
+{
+    type Item = Result<ChatChunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let st = self.get_mut();
         loop {
             if let Some(item) = st.ready.pop_front() {
                 if item.is_err() {
                     st.finished = true;
                     st.ready.clear();
                 }
-                return Some((item, st));
+                return Poll::Ready(Some(item));
             }
             if st.finished {
-                return None;
+                return Poll::Ready(None);
             }
             if st.translate.done() {
                 st.finished = true;
                 st.translate.end(&mut st.ready);
                 continue;
             }
-            match st.body.next().await {
+            match ready!(st.body.poll_next_unpin(cx)) {
                 Some(Ok(bytes)) => {
                     if st.parser.push(bytes.as_ref(), &mut st.events).is_err() {
                         st.ready.push_back(Err(interrupted(
@@ -82,13 +97,15 @@ where
                         )));
                         continue;
                     }
-                    let events = std::mem::take(&mut st.events);
+                    let mut events = std::mem::take(&mut st.events);
                     for ev in &events {
                         if st.translate.done() || st.ready.iter().any(Result::is_err) {
                             break;
                         }
                         st.translate.event(ev, &mut st.ready);
                     }
+                    events.clear();
+                    st.events = events;
                 }
                 Some(Err(_)) => {
                     st.finished = true;
@@ -104,7 +121,7 @@ where
                 }
             }
         }
-    })
+    }
 }
 
 pub(crate) fn interrupted(msg: &str) -> ProviderError {

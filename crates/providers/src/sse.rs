@@ -52,13 +52,16 @@ impl SseParser {
     /// Parses every complete line of `bytes`; returns how many bytes that was.
     fn lines(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
-        while let Some(pos) = bytes[start..].iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', &bytes[start..]) {
             let end = start + pos;
             let mut line = &bytes[start..end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
-            self.line(&String::from_utf8_lossy(line), out);
+            match std::str::from_utf8(line) {
+                Ok(text) => self.line(text, out),
+                Err(_) => self.line(&String::from_utf8_lossy(line), out),
+            }
             start = end + 1;
         }
         start

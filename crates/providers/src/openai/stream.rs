@@ -2,8 +2,10 @@
 //! so a consumer polling with `ready_chunks` gets them together and can write them in one go.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt};
 
 use super::{ErrorBody, relayed_message};
 use crate::sse::{SseEvent, SseParser};
@@ -29,27 +31,38 @@ where
     S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: AsRef<[u8]>,
 {
-    let state = State {
+    State {
         body,
         parser: SseParser::new(),
         ready: VecDeque::new(),
         events: Vec::new(),
         finished: false,
         saw_finish_reason: false,
-    };
-    stream::unfold(state, |mut st| async move {
+    }
+}
+
+// Polled in place: the state never moves between items.
+impl<S, B, E> Stream for State<S>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    type Item = Result<ChatChunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let st = self.get_mut();
         loop {
             if let Some(item) = st.ready.pop_front() {
                 if item.is_err() {
                     st.finished = true;
                     st.ready.clear();
                 }
-                return Some((item, st));
+                return Poll::Ready(Some(item));
             }
             if st.finished {
-                return None;
+                return Poll::Ready(None);
             }
-            match st.body.next().await {
+            match ready!(st.body.poll_next_unpin(cx)) {
                 Some(Ok(bytes)) => {
                     if st.parser.push(bytes.as_ref(), &mut st.events).is_err() {
                         st.ready.push_back(Err(interrupted(
@@ -57,28 +70,32 @@ where
                         )));
                         continue;
                     }
-                    let events = std::mem::take(&mut st.events);
-                    for ev in events {
+                    let mut events = std::mem::take(&mut st.events);
+                    for ev in &events {
                         if st.finished {
                             break;
                         }
-                        handle_event(&mut st, &ev);
+                        handle_event(st, ev);
                     }
+                    events.clear();
+                    st.events = events;
                 }
                 Some(Err(_)) => {
                     st.finished = true;
-                    return Some((Err(interrupted("the upstream stream was interrupted")), st));
+                    return Poll::Ready(Some(Err(interrupted(
+                        "the upstream stream was interrupted",
+                    ))));
                 }
                 None => {
                     st.finished = true;
                     if st.saw_finish_reason {
-                        return None;
+                        return Poll::Ready(None);
                     }
-                    return Some((Err(interrupted("the upstream stream ended early")), st));
+                    return Poll::Ready(Some(Err(interrupted("the upstream stream ended early"))));
                 }
             }
         }
-    })
+    }
 }
 
 fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
@@ -127,6 +144,7 @@ fn interrupted(msg: &str) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::stream;
 
     fn chunk(content: &str, finish: Option<&str>) -> String {
         let fr = finish.map_or("null".to_owned(), |f| format!("\"{f}\""));
