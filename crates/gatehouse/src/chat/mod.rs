@@ -82,7 +82,7 @@ pub async fn chat_completions(
     {
         Ok(outcome) => Ok(exchange::respond(&state, session, outcome, include_usage).await),
         Err(e) => {
-            exchange::add_unstored_cost(&state, &session).await;
+            Box::pin(exchange::add_unstored_cost(&state, &session)).await;
             Err(e)
         }
     }
@@ -173,8 +173,10 @@ pub async fn run_with(
         }
     };
     let mut attempts = Attempts::new(Arc::clone(state), chain);
+    // Futures of paths not every request takes are boxed, so the future every request moves
+    // through the layers stays small.
     if req.is_stream() {
-        return stream::start(attempts, req, guard, pending)
+        return Box::pin(stream::start(attempts, req, guard, pending))
             .await
             .map(Outcome::Stream);
     }

@@ -90,7 +90,8 @@ pub async fn start(
         state,
         cache,
     };
-    let frames = stream::unfold(st, |mut st| async move {
+    // Boxed, so each batch moves a pointer rather than the whole state.
+    let frames = stream::unfold(Box::new(st), |mut st| async move {
         let out = st.next_frames().await?;
         Some((out, st))
     });
@@ -146,7 +147,7 @@ impl StreamState {
                         providers::ProviderErrorKind::Timeout,
                         "upstream timed out",
                     );
-                    self.upstream_failed(&e, &mut frames).await;
+                    Box::pin(self.upstream_failed(&e, &mut frames)).await;
                     return Some(frames);
                 }
                 return Some(vec![Frame::KeepAlive]);
@@ -168,7 +169,7 @@ impl StreamState {
                     }
                 }
                 Err(e) => {
-                    self.upstream_failed(&e, &mut frames).await;
+                    Box::pin(self.upstream_failed(&e, &mut frames)).await;
                     break;
                 }
             }

@@ -78,9 +78,7 @@ pub async fn session_for_chat(
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| ApiError::invalid(CONVERSATION_HEADER, "a conversation id is a number"))?;
     let owner = caller.owner(req.user.as_deref())?;
-    let conv = state
-        .store
-        .conversation(id, &owner.canonical())
+    let conv = Box::pin(state.store.conversation(id, &owner.canonical()))
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(|| missing(id))?;
@@ -180,14 +178,21 @@ pub async fn respond(
     let downgraded = session.applied.as_ref().and_then(|a| a.downgraded);
     let mut resp = match outcome {
         Outcome::Complete(completion) => {
-            let reply = completion
-                .choices
-                .first()
-                .and_then(|c| c.message.content.clone())
-                .unwrap_or_default();
             // The answer was served and charged; a storage failure (already logged) only
             // costs the headers.
-            let stored = store_exchange(state, &session, reply).await.ok().flatten();
+            let stored = if session.conversation.is_some() {
+                let reply = completion
+                    .choices
+                    .first()
+                    .and_then(|c| c.message.content.clone())
+                    .unwrap_or_default();
+                Box::pin(store_exchange(state, &session, reply))
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                None
+            };
             let mut resp = Json(completion).into_response();
             if let Some(s) = stored {
                 header(&mut resp, COST_HEADER, s.conversation_cost_micros);
@@ -235,7 +240,7 @@ pub fn storing_stream(state: Arc<AppState>, session: Session, frames: FrameStrea
         state,
         session: Some(session),
     };
-    Box::pin(stream::unfold(st, |mut st| async move {
+    Box::pin(stream::unfold(Box::new(st), |mut st| async move {
         let next = match st.inner.as_mut() {
             Some(inner) => inner.next().await,
             None => None,
@@ -243,7 +248,7 @@ pub fn storing_stream(state: Arc<AppState>, session: Session, frames: FrameStrea
         let Some(batch) = next else {
             st.inner = None;
             if let Some(session) = st.session.take() {
-                add_unstored_cost(&st.state, &session).await;
+                Box::pin(add_unstored_cost(&st.state, &session)).await;
             }
             return None;
         };
@@ -261,8 +266,12 @@ pub fn storing_stream(state: Arc<AppState>, session: Session, frames: FrameStrea
                 Frame::Done => {
                     if let Some(session) = st.session.take() {
                         // A storage failure (already logged) only costs the trailer.
-                        if let Ok(Some(stored)) =
-                            store_exchange(&st.state, &session, std::mem::take(&mut st.text)).await
+                        if let Ok(Some(stored)) = Box::pin(store_exchange(
+                            &st.state,
+                            &session,
+                            std::mem::take(&mut st.text),
+                        ))
+                        .await
                         {
                             out.push(Frame::Note(trailer(&stored)));
                         }
