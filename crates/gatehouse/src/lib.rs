@@ -22,6 +22,7 @@ pub mod resilience;
 pub mod routes;
 pub mod routing;
 pub mod security;
+pub mod serve;
 pub mod telemetry;
 pub mod transcribe;
 pub mod usage;
@@ -33,8 +34,6 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use crate::app::{AppState, build_app};
 pub use crate::config::Config;
@@ -66,8 +65,7 @@ pub enum StartupError {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<()>,
+    server: serve::Server,
     writer: store::LedgerWriter,
     audit_writer: audit::AuditWriter,
     access_tasks: access::AccessTasks,
@@ -138,41 +136,17 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running, Sta
         access,
     });
     let app = build_app(Arc::clone(&state));
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let grace = state.config.server.shutdown_grace;
-    let server = tokio::spawn(async move {
-        let (drained_tx, drained_rx) = oneshot::channel::<()>();
-        let mut stop_rx = stop_rx;
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = (&mut stop_rx).await;
-            let _ = drained_tx.send(());
-        });
-        let serving = tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "server error");
-            }
-        });
-        // Once shutdown begins, in-flight requests and streams get `grace` to finish.
-        let abort = serving.abort_handle();
-        tokio::select! {
-            _ = serving => {}
-            () = async {
-                let _ = drained_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline reached; closing remaining connections");
-                abort.abort();
-            }
+    let threads = serve::resolve_threads(state.config.server.threads);
+    let server = serve::Server::start(listener, app, threads, grace).map_err(|source| {
+        StartupError::Listen {
+            addr: state.config.server.listen,
+            source,
         }
-    });
+    })?;
     Ok(Running {
         addr,
         state,
-        stop: Some(stop_tx),
         server,
         writer,
         audit_writer,
@@ -184,12 +158,10 @@ impl Running {
     /// Graceful shutdown: stop accepting, let in-flight requests finish (up to the configured
     /// grace period), then flush every accepted usage record.
     pub async fn shutdown(mut self) -> store::LedgerSnapshot {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.server).await;
+        self.server.shutdown().await;
         // Cache writes still in flight (Redis, semantic) finish before the database closes.
         self.state.cache.drain().await;
+        self.server.finish().await;
         self.access_tasks.shutdown().await;
         self.audit_writer.shutdown().await;
         let stats = self.writer.shutdown().await;

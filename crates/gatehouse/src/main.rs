@@ -147,10 +147,13 @@ fn lint_prompts(config: &Config, limit: Option<u64>) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     let _log_guard = gatehouse::telemetry::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // With serving threads the main runtime only accepts connections and runs background
+    // work (the ledger writer, key refresh); one worker is plenty.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if gatehouse::serve::resolve_threads(config.server.threads) > 0 {
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

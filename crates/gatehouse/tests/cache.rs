@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use cache_support::{content, send, start};
+use cache_support::{content, send, start, start_on_test_runtime};
 use common::{row, sse_data};
 use serde_json::{Value, json};
 use store::CacheStatus;
@@ -335,7 +335,7 @@ async fn entries_expire_by_model_route_and_global_ttl_on_a_paused_clock() {
     let extra = "[[models]]\nalias = \"m2\"\nprovider = \"up\"\n\
         [cache]\nenabled = true\nttl_secs = 60\nroute_ttl_secs = { chat = 30 }\n\
         [cache.models.m1]\nttl_secs = 10\n";
-    let mut gate = start(&up.base_url, extra).await;
+    let mut gate = start_on_test_runtime(&up.base_url, extra).await;
     let mut q2 = ask("What is 2+2?");
     q2["model"] = "m2".into();
     let q1 = ask("What is 2+2?");

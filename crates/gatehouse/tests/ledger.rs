@@ -142,3 +142,40 @@ async fn graceful_shutdown_finishes_streams_and_loses_no_record() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_outliving_the_grace_period_is_cut_and_still_recorded() {
+    // 40 chunks 100 ms apart: about 4 s, far past a 1 s grace period.
+    let words = vec!["w"; 40].join(" ");
+    let up = MockUpstream::start(Behavior::ok(&words).with_chunk_delay(Duration::from_millis(100)))
+        .await;
+    let mut gate = common::start_with_env(
+        &config_toml(&up.base_url, &temp_db_url(), ""),
+        &[("GATEHOUSE_SERVER__SHUTDOWN_GRACE_SECS", "1")],
+    )
+    .await;
+    let mut body = chat_body("m1", "x");
+    body["stream"] = json!(true);
+    let mut resp = gate
+        .client
+        .post(gate.url("/v1/chat/completions"))
+        .header("x-request-id", "too-long-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.chunk().await.unwrap().unwrap().is_empty());
+    let running = gate.running.take().unwrap();
+    let shutdown = tokio::spawn(running.shutdown());
+    let mut rest = Vec::new();
+    while let Ok(Some(c)) = resp.chunk().await {
+        rest.extend_from_slice(&c);
+    }
+    // Cut at the deadline: the stream never completed.
+    assert!(!String::from_utf8_lossy(&rest).contains("[DONE]"));
+    let stats = shutdown.await.unwrap();
+    assert_eq!(stats.dropped, 0);
+    let store = Store::connect(&gate.db_url).await.unwrap();
+    let r = row(&store, "too-long-1").await;
+    assert_eq!(r.status, 499);
+}

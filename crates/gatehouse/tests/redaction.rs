@@ -10,7 +10,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use access::{ADMIN, create_key, start};
+use access::{ADMIN, create_key, start_env};
 use common::temp_db_url;
 use serde_json::json;
 use test_support::{Behavior, MockUpstream};
@@ -38,10 +38,20 @@ async fn credentials_are_redacted_from_traces_and_logs() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    // Current-thread runtime: the server's tasks run on this thread, under this subscriber.
+    // Current-thread runtime, and the server on it (no serving threads): its tasks run on this
+    // thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
     let up = MockUpstream::start(Behavior::ok("x")).await;
-    let gate = start(&up.base_url, &temp_db_url(), "").await;
+    let gate = start_env(
+        &up.base_url,
+        &temp_db_url(),
+        "",
+        &[
+            ("GATEHOUSE_ADMIN_KEY", ADMIN),
+            ("GATEHOUSE_SERVER__THREADS", "0"),
+        ],
+    )
+    .await;
     let (key, _) = create_key(&gate, json!({"name": "k"})).await;
     let r = access::chat(&gate, &key).await;
     assert_eq!(r.status(), 200);

@@ -17,6 +17,8 @@ fn toml(up1: &str, up2: &str, body: &str) -> String {
         r#"
 [server]
 listen = "127.0.0.1:0"
+# Served on the test's runtime, whose clock the tests pause and advance.
+threads = 0
 [database]
 url = "{db}"
 [ledger]

@@ -71,6 +71,9 @@ pub struct Config {
     pub cache: cache::CacheConfig,
 }
 
+/// Most serving threads `server.threads` may ask for.
+pub const MAX_SERVING_THREADS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -78,6 +81,9 @@ pub struct ServerConfig {
     pub max_audio_bytes: usize,
     pub shutdown_grace: Duration,
     pub sse_keepalive: Duration,
+    /// Serving threads, each with a single-threaded runtime (see [`crate::serve`]): `None` is
+    /// one per core, `Some(0)` serves on the runtime that started the server.
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -279,6 +285,15 @@ impl Config {
                 "server.sse_keepalive_secs",
                 raw.server.sse_keepalive_secs,
             )?),
+            threads: match raw.server.threads {
+                Some(n) if n > MAX_SERVING_THREADS => {
+                    return Err(invalid(
+                        "server.threads",
+                        format!("at most {MAX_SERVING_THREADS}"),
+                    ));
+                }
+                n => n,
+            },
         };
         let db = raw.database.url.trim().to_owned();
         if !(db.starts_with("sqlite:")

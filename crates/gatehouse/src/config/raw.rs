@@ -38,6 +38,8 @@ pub struct RawServer {
     pub max_audio_bytes: usize,
     pub shutdown_grace_secs: u64,
     pub sse_keepalive_secs: u64,
+    /// Serving threads; absent: one per core; 0: serve on the runtime that started the server.
+    pub threads: Option<usize>,
 }
 
 impl Default for RawServer {
@@ -48,6 +50,7 @@ impl Default for RawServer {
             max_audio_bytes: 25 * 1024 * 1024,
             shutdown_grace_secs: 30,
             sse_keepalive_secs: 15,
+            threads: None,
         }
     }
 }

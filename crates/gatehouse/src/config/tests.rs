@@ -162,6 +162,28 @@ fn errors_name_the_field_and_the_file() {
 }
 
 #[test]
+fn serving_threads_default_to_one_per_core_and_are_bounded() {
+    let c = Config::load_with_env(None, &env(&[])).unwrap();
+    assert_eq!(c.server.threads, None);
+    let c = Config::load_with_env(None, &env(&[("GATEHOUSE_SERVER__THREADS", "0")])).unwrap();
+    assert_eq!(c.server.threads, Some(0));
+    let path = write_toml("[server]\nthreads = 3\n");
+    let c = Config::load_with_env(Some(&path), &env(&[])).unwrap();
+    assert_eq!(c.server.threads, Some(3));
+    // Bad input: more threads than the bound, and a negative count.
+    let path = write_toml("[server]\nthreads = 65\n");
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "server.threads: at most 64");
+    let path = write_toml("[server]\nthreads = -1\n");
+    let err = Config::load_with_env(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("threads"), "{err}");
+}
+
+#[test]
 fn prices_parse_exactly() {
     assert_eq!(parse_price(&Price::Text("2.50".into())), Ok(2_500_000));
     assert_eq!(parse_price(&Price::Text("0.075".into())), Ok(75_000));

@@ -18,6 +18,24 @@ pub async fn start_on(
     db: &str,
     extra: &str,
 ) -> Result<Gate, gatehouse::StartupError> {
+    start_with(upstream, db, extra, &[]).await
+}
+
+/// Like [`start`], but serving on the test's own runtime (`server.threads = 0`), so a paused
+/// test clock is the clock requests see.
+pub async fn start_on_test_runtime(upstream: &str, extra: &str) -> Gate {
+    let db = super::common::temp_db_url();
+    start_with(upstream, &db, extra, &[("GATEHOUSE_SERVER__THREADS", "0")])
+        .await
+        .unwrap()
+}
+
+async fn start_with(
+    upstream: &str,
+    db: &str,
+    extra: &str,
+    more_env: &[(&str, &str)],
+) -> Result<Gate, gatehouse::StartupError> {
     let path = std::env::temp_dir().join(format!("gatehouse-test-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&path, config_toml(upstream, db, extra)).unwrap();
     let env: HashMap<String, String> = [
@@ -25,6 +43,7 @@ pub async fn start_on(
         ("GATEHOUSE_ADMIN_KEY", ADMIN_KEY),
     ]
     .into_iter()
+    .chain(more_env.iter().copied())
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let config = gatehouse::Config::load_with_env(Some(&path), &env).unwrap();
