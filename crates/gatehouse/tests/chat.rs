@@ -309,6 +309,55 @@ async fn a_json_answer_to_a_stream_request_is_replayed_as_a_stream() {
 }
 
 #[tokio::test]
+async fn unchanged_upstream_chunks_are_relayed_as_sent() {
+    let first = r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"gpt-4o-mini","service_tier":"default","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"obfuscation":"q1"}],"usage":null}"#;
+    let finish = r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#;
+    // One event whose JSON is split over two `data:` lines (legal SSE): it cannot be relayed
+    // on one line as it came, so it is encoded again.
+    let split = "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"gpt-4o-mini\",\ndata: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}";
+    let usage = r#"{"id":"c1","object":"chat.completion.chunk","created":7,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}"#;
+    let sse = format!(
+        "data: {first}\n\ndata: {split}\n\ndata: {finish}\n\ndata: {usage}\n\ndata: [DONE]\n\n"
+    );
+    let up = MockUpstream::start(Behavior::raw(200, "text/event-stream", sse)).await;
+    let gate = start(&up.base_url, "").await;
+    let mut body = chat_body("m1", "x");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let text = gate
+        .post("/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&text);
+    assert_eq!(data.len(), 5, "{text}");
+    // Byte for byte, the fields Gatehouse does not model included.
+    assert_eq!(data[0], first);
+    assert_eq!(data[2], finish);
+    let again: Value = serde_json::from_str(&data[1]).unwrap();
+    assert_eq!(again["choices"][0]["delta"]["content"], "Hi");
+    assert_eq!(again["usage"], Value::Null);
+    let totals: Value = serde_json::from_str(&data[3]).unwrap();
+    assert_eq!(totals["usage"]["total_tokens"], 5);
+    assert_eq!(data[4], "[DONE]");
+
+    // Without include_usage the chunks lose their `usage: null`, so they are encoded again.
+    body["stream_options"] = json!({"include_usage": false});
+    let text = gate
+        .post("/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&text);
+    assert_eq!(data.len(), 4, "{text}");
+    let first_again: Value = serde_json::from_str(&data[0]).unwrap();
+    assert_eq!(first_again.get("usage"), None);
+    assert_eq!(first_again["choices"][0]["delta"]["role"], "assistant");
+}
+
+#[tokio::test]
 async fn response_size_cap_truncates() {
     let up = MockUpstream::start(Behavior::ok("abcdefghij klmnopqrst")).await;
     let mut gate = start(&up.base_url, "[validation]\nmax_response_chars = 5\n").await;

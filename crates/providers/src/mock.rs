@@ -104,6 +104,7 @@ impl MockProvider {
             choices: Vec::new(),
             usage: UsageField::Null,
             system_fingerprint: None,
+            raw: None,
         };
         let mut chunks = Vec::with_capacity(pieces.len() + 3);
         let with_delta = |delta: Delta, finish_reason: Option<FinishReason>| {

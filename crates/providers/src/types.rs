@@ -423,6 +423,11 @@ pub struct ChatChunk {
     pub usage: UsageField,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
+    /// The upstream's own JSON of this chunk, when it arrived in OpenAI's format, so a chunk
+    /// forwarded unchanged is written as received (unknown fields included) instead of being
+    /// encoded again. Only the stream pipeline keeps it, and only for a chunk it did not change.
+    #[serde(skip)]
+    pub raw: Option<String>,
 }
 
 /// Distinguishes a missing `usage` key from an explicit `"usage": null`, which OpenAI sends on
@@ -587,6 +592,7 @@ impl ChatResponse {
             choices: Vec::new(),
             usage: UsageField::Null,
             system_fingerprint: self.system_fingerprint,
+            raw: None,
         };
         let mut out = Vec::with_capacity(self.choices.len() * 2 + 1);
         for c in &self.choices {

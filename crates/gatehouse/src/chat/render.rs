@@ -1,6 +1,7 @@
 //! Frames → OpenAI's SSE wire format: `data: {chunk}\n\n` events, `usage: null` on every chunk
 //! and a final usage chunk only when the client asked (`stream_options.include_usage`), errors
 //! as `data: {"error": …}`, and `data: [DONE]` after a complete stream. One write per batch.
+//! A chunk the pipeline left as the upstream sent it is written in the upstream's own encoding.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -21,13 +22,25 @@ pub fn openai_sse(frames: FrameStream, include_usage: bool) -> Response {
                         continue;
                     }
                     if !usage_only {
-                        chunk.usage = if include_usage {
+                        let usage = if include_usage {
                             UsageField::Null
                         } else {
                             UsageField::Absent
                         };
+                        if chunk.usage != usage {
+                            chunk.usage = usage;
+                            chunk.raw = None;
+                        }
                     }
-                    write_event(&mut buf, &chunk);
+                    match &chunk.raw {
+                        // Relayed as the upstream wrote it (already valid JSON on one line).
+                        Some(raw) => {
+                            buf.put_slice(b"data: ");
+                            buf.put_slice(raw.as_bytes());
+                            buf.put_slice(b"\n\n");
+                        }
+                        None => write_event(&mut buf, &chunk),
+                    }
                 }
                 Frame::KeepAlive => buf.put_slice(b": keep-alive\n\n"),
                 Frame::Note(text) => {

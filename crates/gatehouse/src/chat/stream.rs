@@ -179,6 +179,9 @@ impl StreamState {
 
     /// Take one upstream chunk; returns true when the stream ended here (size cap).
     fn forward(&mut self, mut chunk: ChatChunk, frames: &mut Vec<Frame>) -> bool {
+        // The upstream's encoding goes on only with a chunk left exactly as it came.
+        let raw = chunk.raw.take();
+        let mut changed = false;
         match &self.template {
             None => {
                 let mut t = chunk.clone();
@@ -188,8 +191,11 @@ impl StreamState {
             }
             // Keep one id and model for the whole stream, across failovers.
             Some(t) => {
-                chunk.id.clone_from(&t.id);
-                chunk.model.clone_from(&t.model);
+                if chunk.id != t.id || chunk.model != t.model {
+                    chunk.id.clone_from(&t.id);
+                    chunk.model.clone_from(&t.model);
+                    changed = true;
+                }
             }
         }
         if let Some(u) = chunk.usage.usage() {
@@ -200,6 +206,7 @@ impl StreamState {
             }
         }
         if self.skip_role {
+            changed = true;
             for c in &mut chunk.choices {
                 c.delta.role = None;
             }
@@ -248,6 +255,9 @@ impl StreamState {
         }
         if let Some((_, acc)) = self.cache.as_mut() {
             acc.push(&chunk);
+        }
+        if !cut && !changed {
+            chunk.raw = raw;
         }
         frames.push(Frame::Chunk(chunk));
         if cut {

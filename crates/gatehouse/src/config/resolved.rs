@@ -36,6 +36,15 @@ impl Config {
         );
         let _ = writeln!(out, "config file: {src}");
         let _ = writeln!(out, "listen: {}", self.server.listen);
+        let _ = match self.server.threads {
+            None => writeln!(
+                out,
+                "serving threads: {} (one per core)",
+                crate::serve::resolve_threads(None)
+            ),
+            Some(0) => writeln!(out, "serving threads: none (the main runtime serves)"),
+            Some(n) => writeln!(out, "serving threads: {n}"),
+        };
         let _ = writeln!(
             out,
             "database: {}",

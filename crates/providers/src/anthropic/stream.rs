@@ -63,6 +63,7 @@ impl Translator {
                 choices: Vec::new(),
                 usage: UsageField::Null,
                 system_fingerprint: None,
+                raw: None,
             },
             usage: WireUsage::default(),
             blocks: HashMap::new(),

@@ -127,6 +127,7 @@ fn empty_chunk(model: &str) -> ChatChunk {
         choices: Vec::new(),
         usage: UsageField::Null,
         system_fingerprint: None,
+        raw: None,
     }
 }
 

@@ -71,13 +71,12 @@ where
                         continue;
                     }
                     let mut events = std::mem::take(&mut st.events);
-                    for ev in &events {
+                    for ev in events.drain(..) {
                         if st.finished {
                             break;
                         }
                         handle_event(st, ev);
                     }
-                    events.clear();
                     st.events = events;
                 }
                 Some(Err(_)) => {
@@ -98,7 +97,7 @@ where
     }
 }
 
-fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
+fn handle_event<S>(st: &mut State<S>, ev: SseEvent) {
     let data = ev.data.trim();
     if data == "[DONE]" {
         st.finished = true;
@@ -108,9 +107,17 @@ fn handle_event<S>(st: &mut State<S>, ev: &SseEvent) {
         return;
     }
     match serde_json::from_str::<ChatChunk>(data) {
-        Ok(chunk) => {
+        Ok(mut chunk) => {
             if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
                 st.saw_finish_reason = true;
+            }
+            // Kept only when it fits on one `data:` line again.
+            if memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none() {
+                chunk.raw = Some(if data.len() == ev.data.len() {
+                    ev.data
+                } else {
+                    data.to_owned()
+                });
             }
             st.ready.push_back(Ok(chunk));
         }
