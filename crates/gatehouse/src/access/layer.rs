@@ -85,7 +85,8 @@ pub async fn access_layer(
         .map(|r| r.id.to_string());
     match class {
         RouteClass::Ops | RouteClass::Ui | RouteClass::Web => next.run(req).await,
-        RouteClass::Admin => admin(&state, ip, request_id, req, next).await,
+        // Boxed: the admin path's future is large, and every request's future would carry it.
+        RouteClass::Admin => Box::pin(admin(&state, ip, request_id, req, next)).await,
         RouteClass::Api => {
             let principal = match authenticate(&state, ip, request_id.as_deref(), &req) {
                 Ok(p) => p,

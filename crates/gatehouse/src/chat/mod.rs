@@ -68,7 +68,8 @@ pub async fn chat_completions(
     let include_usage = req.wants_usage_chunk();
     // `x-gatehouse-conversation-id` links the request to a conversation (cost, transcript).
     let mut session = exchange::session_for_chat(&state, &caller, &conversation, &req).await?;
-    match run_with(
+    // Boxed once here, so the handler future the router boxes and moves stays small.
+    match Box::pin(run_with(
         &state,
         &request_id,
         &principal,
@@ -77,7 +78,7 @@ pub async fn chat_completions(
         Instant::now(),
         &mut session,
         &cache,
-    )
+    ))
     .await
     {
         Ok(outcome) => Ok(exchange::respond(&state, session, outcome, include_usage).await),
@@ -142,7 +143,10 @@ pub async fn run_with(
     capabilities::check(&req, &chain[0].deployments[0].target)?;
     // Rate limits, the key's concurrency slot, budget reservations and an upstream permit;
     // settled by the guard with what the request used.
-    let admission = crate::access::admit_chat(state, principal, &req, &mut chain).await?;
+    let admission = Box::pin(crate::access::admit_chat(
+        state, principal, &req, &mut chain,
+    ))
+    .await?;
     let first = Arc::clone(&chain[0].deployments[0].target);
     let mut guard = UsageGuard::new(Arc::clone(state), request_id, route, first, started);
     guard.set_admission(admission);
