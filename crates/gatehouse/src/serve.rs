@@ -181,28 +181,34 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        if conns.is_empty() {
-            tokio::spawn(serve_connection(
-                stream,
-                remote,
-                app.clone(),
-                phase_rx.clone(),
-                local_rx.clone(),
-            ));
-            continue;
-        }
-        // The thread with the fewest connections gets the new one.
-        let i = (0..open.len())
-            .min_by_key(|&i| open[i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        match stream.into_std() {
-            Ok(std) => {
-                open[i].fetch_add(1, Ordering::Relaxed);
-                if conns[i].send((std, remote)).is_err() {
-                    open[i].fetch_sub(1, Ordering::Relaxed);
+        let mut stream = Some(stream);
+        // The live thread with the fewest connections gets the new one.
+        while let Some(s) = stream.take() {
+            let Some(i) = (0..open.len())
+                .filter(|&i| !conns[i].is_closed())
+                .min_by_key(|&i| open[i].load(Ordering::Relaxed))
+            else {
+                // No serving thread (threads = 0, or every one failed to start): serve here.
+                tokio::spawn(serve_connection(
+                    s,
+                    remote,
+                    app.clone(),
+                    phase_rx.clone(),
+                    local_rx.clone(),
+                ));
+                break;
+            };
+            match s.into_std() {
+                Ok(std) => {
+                    open[i].fetch_add(1, Ordering::Relaxed);
+                    if let Err(back) = conns[i].send((std, remote)) {
+                        // That thread is gone; try the next one.
+                        open[i].fetch_sub(1, Ordering::Relaxed);
+                        stream = TcpStream::from_std(back.0.0).ok();
+                    }
                 }
+                Err(e) => tracing::error!(error = %e, "could not hand over a connection"),
             }
-            Err(e) => tracing::error!(error = %e, "could not hand over a connection"),
         }
     }
     drop(listener);
@@ -272,7 +278,7 @@ impl WorkerContext {
                         continue;
                     }
                 };
-                let open = Arc::clone(&self.open);
+                let counted = Counted(Arc::clone(&self.open));
                 let conn = serve_connection(
                     stream,
                     remote,
@@ -281,8 +287,8 @@ impl WorkerContext {
                     held_rx.clone(),
                 );
                 tokio::spawn(async move {
+                    let _counted = counted;
                     conn.await;
-                    open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             drop(held_rx);
@@ -290,6 +296,15 @@ impl WorkerContext {
             let _ = drained.send(());
             let _ = release.await;
         });
+    }
+}
+
+/// One connection a serving thread has; uncounted when dropped (also if serving it panicked).
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
