@@ -13,7 +13,15 @@ use super::stream::{Frame, FrameStream};
 
 pub fn openai_sse(frames: FrameStream, include_usage: bool) -> Response {
     let body = frames.map(move |batch| {
-        let mut buf = BytesMut::with_capacity(256 * batch.len());
+        // Relayed chunks need exactly their size; a chunk encoded again is rarely over 384.
+        let size: usize = batch
+            .iter()
+            .map(|f| match f {
+                Frame::Chunk(c) => c.raw.as_ref().map_or(384, |r| r.len() + 8),
+                _ => 64,
+            })
+            .sum();
+        let mut buf = BytesMut::with_capacity(size);
         for frame in batch {
             match frame {
                 Frame::Chunk(mut chunk) => {
