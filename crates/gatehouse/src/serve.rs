@@ -155,14 +155,6 @@ async fn accept_loop(
     let (local_tx, local_rx) = watch::channel(());
     // Aborting this task (the server dropped without a shutdown) closes every connection.
     let _close_on_drop = CloseOnDrop(phase_tx.clone());
-    let mut conns = Vec::with_capacity(workers.len());
-    let mut drained = Vec::with_capacity(workers.len());
-    let mut open = Vec::with_capacity(workers.len());
-    for w in workers {
-        conns.push(w.conns);
-        drained.push(w.drained);
-        open.push(w.open);
-    }
     loop {
         let accepted = tokio::select! {
             biased;
@@ -184,9 +176,10 @@ async fn accept_loop(
         let mut stream = Some(stream);
         // The live thread with the fewest connections gets the new one.
         while let Some(s) = stream.take() {
-            let Some(i) = (0..open.len())
-                .filter(|&i| !conns[i].is_closed())
-                .min_by_key(|&i| open[i].load(Ordering::Relaxed))
+            let Some(w) = workers
+                .iter()
+                .filter(|w| !w.conns.is_closed())
+                .min_by_key(|w| w.open.load(Ordering::Relaxed))
             else {
                 // No serving thread (threads = 0, or every one failed to start): serve here.
                 tokio::spawn(serve_connection(
@@ -200,10 +193,10 @@ async fn accept_loop(
             };
             match s.into_std() {
                 Ok(std) => {
-                    open[i].fetch_add(1, Ordering::Relaxed);
-                    if let Err(back) = conns[i].send((std, remote)) {
+                    w.open.fetch_add(1, Ordering::Relaxed);
+                    if let Err(back) = w.conns.send((std, remote)) {
                         // That thread is gone; try the next one.
-                        open[i].fetch_sub(1, Ordering::Relaxed);
+                        w.open.fetch_sub(1, Ordering::Relaxed);
                         stream = TcpStream::from_std(back.0.0).ok();
                     }
                 }
@@ -212,7 +205,8 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    drop(conns);
+    // Dropping the senders ends each serving thread's intake.
+    let mut drained: Vec<_> = workers.into_iter().map(|w| w.drained).collect();
     drop(local_rx);
     let _ = phase_tx.send(Phase::Drain);
     let all_closed = async {
@@ -270,15 +264,14 @@ impl WorkerContext {
         runtime.block_on(async move {
             let (held_tx, held_rx) = watch::channel(());
             while let Some((std, remote)) = conns.recv().await {
+                let counted = Counted(Arc::clone(&self.open));
                 let stream = match TcpStream::from_std(std) {
                     Ok(s) => s,
                     Err(e) => {
-                        self.open.fetch_sub(1, Ordering::Relaxed);
                         tracing::error!(error = %e, "could not take over a connection");
                         continue;
                     }
                 };
-                let counted = Counted(Arc::clone(&self.open));
                 let conn = serve_connection(
                     stream,
                     remote,

@@ -324,12 +324,7 @@ async fn unchanged_upstream_chunks_are_relayed_as_sent() {
     let mut body = chat_body("m1", "x");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let text = gate
-        .post("/v1/chat/completions", &body)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = gate.post_text("/v1/chat/completions", &body).await;
     let data = sse_data(&text);
     assert_eq!(data.len(), 5, "{text}");
     // Byte for byte, the fields Gatehouse does not model included.
@@ -344,12 +339,7 @@ async fn unchanged_upstream_chunks_are_relayed_as_sent() {
 
     // Without include_usage the chunks lose their `usage: null`, so they are encoded again.
     body["stream_options"] = json!({"include_usage": false});
-    let text = gate
-        .post("/v1/chat/completions", &body)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = gate.post_text("/v1/chat/completions", &body).await;
     let data = sse_data(&text);
     assert_eq!(data.len(), 4, "{text}");
     let first_again: Value = serde_json::from_str(&data[0]).unwrap();

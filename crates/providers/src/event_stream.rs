@@ -3,7 +3,6 @@
 //! translated before the next read, so a consumer using `ready_chunks` writes them together.
 
 use std::collections::VecDeque;
-
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -17,8 +16,9 @@ pub(crate) type Out = VecDeque<Result<ChatChunk, ProviderError>>;
 
 /// One provider's event semantics.
 pub(crate) trait Translate: Send {
-    /// Translate one event into zero or more items. An `Err` item ends the stream.
-    fn event(&mut self, ev: &SseEvent, out: &mut Out);
+    /// Translate one event into zero or more items. An `Err` item ends the stream. The event
+    /// is handed over, so a translator may keep its data.
+    fn event(&mut self, ev: SseEvent, out: &mut Out);
 
     /// Whether the provider's stream is complete (its final event was seen); no more events
     /// are read after that.
@@ -98,13 +98,12 @@ where
                         continue;
                     }
                     let mut events = std::mem::take(&mut st.events);
-                    for ev in &events {
+                    for ev in events.drain(..) {
                         if st.translate.done() || st.ready.iter().any(Result::is_err) {
                             break;
                         }
                         st.translate.event(ev, &mut st.ready);
                     }
-                    events.clear();
                     st.events = events;
                 }
                 Some(Err(_)) => {

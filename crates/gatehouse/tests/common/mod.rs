@@ -101,6 +101,11 @@ impl Gate {
             .unwrap()
     }
 
+    /// The whole response body of a POST, as text (a stream read to its end).
+    pub async fn post_text(&self, path: &str, body: &Value) -> String {
+        self.post(path, body).await.text().await.unwrap()
+    }
+
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
             .post(self.url(path))

@@ -213,7 +213,7 @@ impl Translator {
 }
 
 impl Translate for Translator {
-    fn event(&mut self, ev: &SseEvent, out: &mut Out) {
+    fn event(&mut self, ev: SseEvent, out: &mut Out) {
         let Ok(value) = serde_json::from_str::<Value>(&ev.data) else {
             out.push_back(Err(invalid()));
             return;

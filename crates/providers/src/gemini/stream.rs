@@ -132,7 +132,7 @@ fn empty_chunk(model: &str) -> ChatChunk {
 }
 
 impl Translate for Translator {
-    fn event(&mut self, ev: &SseEvent, out: &mut Out) {
+    fn event(&mut self, ev: SseEvent, out: &mut Out) {
         let Ok(value) = serde_json::from_str::<Value>(&ev.data) else {
             out.push_back(Err(invalid()));
             return;

@@ -1,22 +1,17 @@
 //! OpenAI SSE → canonical chunks. Every event of one network read is parsed before the next read,
 //! so a consumer polling with `ready_chunks` gets them together and can write them in one go.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::{ErrorBody, relayed_message};
-use crate::sse::{SseEvent, SseParser};
+use crate::event_stream::{Out, Translate};
+use crate::sse::SseEvent;
 use crate::{ChatChunk, ChunkStream, ProviderError, ProviderErrorKind};
 
-struct State<S> {
-    body: S,
-    parser: SseParser,
-    ready: VecDeque<Result<ChatChunk, ProviderError>>,
-    events: Vec<SseEvent>,
-    finished: bool,
+/// OpenAI's event semantics: every event is a chunk, an error object, or `[DONE]`.
+#[derive(Default)]
+struct Events {
+    done: bool,
     saw_finish_reason: bool,
 }
 
@@ -25,82 +20,34 @@ pub(crate) fn chunk_stream(resp: crate::client::UpstreamResponse) -> ChunkStream
 }
 
 /// Parse an SSE byte stream of OpenAI chunks. Ends after `[DONE]`, after an `error` event, or
-/// with `StreamInterrupted` when the bytes stop before the stream was complete.
+/// with `StreamInterrupted` when the bytes stop before the stream was complete (a stream that
+/// reached a `finish_reason` counts as complete without `[DONE]`).
 pub fn parse_chunks<S, B, E>(body: S) -> impl Stream<Item = Result<ChatChunk, ProviderError>> + Send
 where
     S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: AsRef<[u8]>,
 {
-    State {
-        body,
-        parser: SseParser::new(),
-        ready: VecDeque::new(),
-        events: Vec::new(),
-        finished: false,
-        saw_finish_reason: false,
+    crate::event_stream::translate(body, Events::default())
+}
+
+impl Translate for Events {
+    fn event(&mut self, ev: SseEvent, out: &mut Out) {
+        handle_event(self, ev, out);
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn end(&mut self, _out: &mut Out) -> bool {
+        self.done || self.saw_finish_reason
     }
 }
 
-// Polled in place: the state never moves between items.
-impl<S, B, E> Stream for State<S>
-where
-    S: Stream<Item = Result<B, E>> + Unpin,
-    B: AsRef<[u8]>,
-{
-    type Item = Result<ChatChunk, ProviderError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let st = self.get_mut();
-        loop {
-            if let Some(item) = st.ready.pop_front() {
-                if item.is_err() {
-                    st.finished = true;
-                    st.ready.clear();
-                }
-                return Poll::Ready(Some(item));
-            }
-            if st.finished {
-                return Poll::Ready(None);
-            }
-            match ready!(st.body.poll_next_unpin(cx)) {
-                Some(Ok(bytes)) => {
-                    if st.parser.push(bytes.as_ref(), &mut st.events).is_err() {
-                        st.ready.push_back(Err(interrupted(
-                            "an upstream event exceeded the size limit",
-                        )));
-                        continue;
-                    }
-                    let mut events = std::mem::take(&mut st.events);
-                    for ev in events.drain(..) {
-                        if st.finished {
-                            break;
-                        }
-                        handle_event(st, ev);
-                    }
-                    st.events = events;
-                }
-                Some(Err(_)) => {
-                    st.finished = true;
-                    return Poll::Ready(Some(Err(interrupted(
-                        "the upstream stream was interrupted",
-                    ))));
-                }
-                None => {
-                    st.finished = true;
-                    if st.saw_finish_reason {
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(Err(interrupted("the upstream stream ended early"))));
-                }
-            }
-        }
-    }
-}
-
-fn handle_event<S>(st: &mut State<S>, ev: SseEvent) {
+fn handle_event(st: &mut Events, ev: SseEvent, out: &mut Out) {
     let data = ev.data.trim();
     if data == "[DONE]" {
-        st.finished = true;
+        st.done = true;
         return;
     }
     if data.is_empty() {
@@ -119,7 +66,7 @@ fn handle_event<S>(st: &mut State<S>, ev: SseEvent) {
                     data.to_owned()
                 });
             }
-            st.ready.push_back(Ok(chunk));
+            out.push_back(Ok(chunk));
         }
         Err(_) => {
             let err = match serde_json::from_str::<ErrorBody>(data) {
@@ -139,19 +86,15 @@ fn handle_event<S>(st: &mut State<S>, ev: SseEvent) {
                     "upstream sent an invalid stream event",
                 ),
             };
-            st.ready.push_back(Err(err));
+            out.push_back(Err(err));
         }
     }
-}
-
-fn interrupted(msg: &str) -> ProviderError {
-    ProviderError::new(ProviderErrorKind::StreamInterrupted, msg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::stream;
+    use futures_util::{StreamExt, stream};
 
     fn chunk(content: &str, finish: Option<&str>) -> String {
         let fr = finish.map_or("null".to_owned(), |f| format!("\"{f}\""));
