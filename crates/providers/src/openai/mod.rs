@@ -2,6 +2,7 @@
 //! go out as they came in (with `model` swapped for the upstream name) and responses are only
 //! parsed enough to account for usage.
 
+mod scan;
 mod stream;
 
 use std::time::Duration;

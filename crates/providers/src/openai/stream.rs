@@ -3,6 +3,7 @@
 
 use futures_util::Stream;
 
+use super::scan::ChunkReader;
 use super::{ErrorBody, relayed_message};
 use crate::event_stream::{Out, Translate};
 use crate::sse::SseEvent;
@@ -13,6 +14,7 @@ use crate::{ChatChunk, ChunkStream, ProviderError, ProviderErrorKind};
 struct Events {
     done: bool,
     saw_finish_reason: bool,
+    reader: ChunkReader,
 }
 
 pub(crate) fn chunk_stream(resp: crate::client::UpstreamResponse) -> ChunkStream {
@@ -53,7 +55,11 @@ fn handle_event(st: &mut Events, ev: SseEvent, out: &mut Out) {
     if data.is_empty() {
         return;
     }
-    match serde_json::from_str::<ChatChunk>(data) {
+    let parsed = match st.reader.read(data) {
+        Some(chunk) => Ok(chunk),
+        None => serde_json::from_str::<ChatChunk>(data),
+    };
+    match parsed {
         Ok(mut chunk) => {
             if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
                 st.saw_finish_reason = true;

@@ -1,0 +1,731 @@
+//! A fast reader for the common shape of OpenAI stream chunks: one choice or a few, text
+//! deltas, `null` where OpenAI sends nothing, a usage object at the end. It walks the JSON once
+//! without building anything it does not keep, where the derived deserializer visits every
+//! field through serde's machinery (most of a stream's parsing cost).
+//!
+//! It is exact by deferral: it returns a chunk only when the JSON is valid and the chunk equals
+//! what `serde_json::from_str::<ChatChunk>` gives; anything else (tool calls, refusals,
+//! logprobs, `\u` escapes outside content, duplicate or missing fields, numbers out of range,
+//! control characters, deep nesting) returns `None`, and the caller uses the full parser, which
+//! also produces the error for invalid input.
+
+use crate::{ChatChunk, ChunkChoice, Delta, FinishReason, Role, Usage, UsageField};
+
+/// Deeper values are left to the full parser (serde_json's own limit is 128).
+const MAX_DEPTH: u32 = 64;
+
+/// The bytes that end a plain run inside a string: the quote, the backslash, and the control
+/// characters JSON forbids there.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Reads one stream's chunks. Consecutive text chunks of a stream usually differ only in their
+/// text (same id, model, fingerprint, field order), so the last text chunk is remembered and the
+/// next is first compared with it byte for byte around the text: when only the text differs,
+/// the chunk is the last one with the new text, and only that string is read.
+#[derive(Default)]
+pub(crate) struct ChunkReader {
+    last: Option<LastText>,
+}
+
+/// A chunk with one choice whose delta has text, with the text's place in its JSON.
+struct LastText {
+    data: String,
+    /// Byte range of the text's string token, quotes included.
+    text_at: (usize, usize),
+    /// The chunk, its text taken out.
+    chunk: ChatChunk,
+}
+
+impl ChunkReader {
+    /// The chunk in `data`, when it has the common shape; `None` means "use the full parser".
+    pub(crate) fn read(&mut self, data: &str) -> Option<ChatChunk> {
+        if let Some(chunk) = self.last.as_ref().and_then(|last| last.with_new_text(data)) {
+            return Some(chunk);
+        }
+        let mut s = Scanner::new(data);
+        let chunk = s.chunk()?;
+        s.ws();
+        if s.i != data.len() {
+            return None;
+        }
+        if let (Some(text_at), [choice]) = (s.text_at, chunk.choices.as_slice())
+            && choice.delta.content.is_some()
+        {
+            let mut template = chunk.clone();
+            template.choices[0].delta.content = None;
+            self.last = Some(LastText {
+                data: data.to_owned(),
+                text_at,
+                chunk: template,
+            });
+        }
+        Some(chunk)
+    }
+}
+
+impl LastText {
+    /// `data` as this chunk with another text, if everything around the text is the same.
+    fn with_new_text(&self, data: &str) -> Option<ChatChunk> {
+        let (start, end) = self.text_at;
+        let before = &self.data[..start];
+        let after = &self.data[end..];
+        if data.len() < start + 2 + after.len()
+            || !data.starts_with(before)
+            || !data.ends_with(after)
+        {
+            return None;
+        }
+        // Exactly one string token must fill the gap: then the JSON is valid (one string
+        // swapped for another) and means what the remembered chunk meant, with this text.
+        let mut s = Scanner::new(data);
+        s.i = start;
+        let text = s.text()?;
+        if s.i != data.len() - after.len() {
+            return None;
+        }
+        let mut chunk = self.chunk.clone();
+        chunk.choices[0].delta.content = Some(text);
+        Some(chunk)
+    }
+}
+
+struct Scanner<'a> {
+    src: &'a str,
+    i: usize,
+    /// Where the last delta text read was (its string token).
+    text_at: Option<(usize, usize)>,
+}
+
+/// Fill a field once: serde's derived structs reject a repeated known field.
+fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+fn role(name: &str) -> Option<Role> {
+    Some(match name {
+        "system" => Role::System,
+        "developer" => Role::Developer,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        "function" => Role::Function,
+        _ => return None,
+    })
+}
+
+fn finish_reason(name: &str) -> Option<FinishReason> {
+    Some(match name {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        "function_call" => FinishReason::FunctionCall,
+        _ => return None,
+    })
+}
+
+impl<'a> Scanner<'a> {
+    fn new(src: &'a str) -> Self {
+        Scanner {
+            src,
+            i: 0,
+            text_at: None,
+        }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.src.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn lit(&mut self, word: &[u8]) -> Option<()> {
+        if !self.bytes()[self.i..].starts_with(word) {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    /// Consumes `null` if it is next.
+    fn null(&mut self) -> bool {
+        self.lit(b"null").is_some()
+    }
+
+    /// Walks an object, handing each key to `field` with the scanner at the key's value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.plain_str()?;
+            self.ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            field(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Walks an array, calling `item` with the scanner at each element.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.peek()? != b'[' {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string: its raw contents (between the quotes) and whether it holds escapes. Escapes
+    /// are checked; `\u` ones only when `unicode` (the caller then decodes the string with
+    /// serde_json, which applies the surrogate rules). Raw control characters, which JSON
+    /// forbids in strings, are refused.
+    fn string(&mut self, unicode: bool) -> Option<(&'a str, bool)> {
+        let bytes = self.bytes();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            // Most strings here are a few bytes long: a plain loop beats a search call.
+            while !SPECIAL[usize::from(*bytes.get(at)?)] {
+                at += 1;
+            }
+            match bytes[at] {
+                b'"' => {
+                    self.i = at + 1;
+                    return Some((self.src.get(start..at)?, escaped));
+                }
+                b'\\' => {}
+                _ => return None,
+            }
+            escaped = true;
+            at += match bytes.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                b'u' if unicode => {
+                    let hex = bytes.get(at + 2..at + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    6
+                }
+                _ => return None,
+            };
+        }
+    }
+
+    /// A string without escapes, borrowed.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        match self.string(false)? {
+            (s, false) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A string, unescaped.
+    fn text(&mut self) -> Option<String> {
+        let start = self.i;
+        match self.string(true)? {
+            (s, false) => Some(s.to_owned()),
+            _ => serde_json::from_str(self.src.get(start..self.i)?).ok(),
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// An integer in JSON's grammar (no fraction, no exponent) that fits an `i64`.
+    fn int(&mut self) -> Option<i64> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.i += 1;
+        }
+        let first = self.i;
+        let mut value: i64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            let d = i64::from(d - b'0');
+            // Accumulated negatively so that i64::MIN fits.
+            value = value.checked_mul(10)?.checked_sub(d)?;
+            self.i += 1;
+        }
+        let n = self.i - first;
+        if n == 0 || (n > 1 && self.bytes()[first] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        // serde_json reads `-0` as a float, which an integer field refuses.
+        if negative {
+            (value != 0).then_some(value)
+        } else {
+            value.checked_neg()
+        }
+    }
+
+    /// Any number in JSON's grammar.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// Any JSON value, checked and passed over.
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string(false).map(drop),
+            b'{' => self.object(|s, _| s.skip(depth + 1)),
+            b'[' => self.array(|s| s.skip(depth + 1)),
+            b't' => self.lit(b"true"),
+            b'f' => self.lit(b"false"),
+            b'n' => self.lit(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn chunk(&mut self) -> Option<ChatChunk> {
+        let (mut id, mut object, mut created, mut model) = (None, None, None, None);
+        let (mut choices, mut usage, mut fingerprint) = (None, None, None);
+        self.object(|s, key| match key {
+            "id" => set(&mut id, s.plain_str()?),
+            "object" => set(&mut object, s.plain_str()?),
+            "created" => set(&mut created, s.int()?),
+            "model" => set(&mut model, s.plain_str()?),
+            "system_fingerprint" => {
+                let v = if s.null() { None } else { Some(s.plain_str()?) };
+                set(&mut fingerprint, v)
+            }
+            "choices" => {
+                let mut list = Vec::with_capacity(1);
+                s.array(|s| {
+                    list.push(s.choice()?);
+                    Some(())
+                })?;
+                set(&mut choices, list)
+            }
+            "usage" => {
+                let v = if s.null() {
+                    UsageField::Null
+                } else {
+                    UsageField::Present(s.usage()?)
+                };
+                set(&mut usage, v)
+            }
+            _ => s.skip(0),
+        })?;
+        Some(ChatChunk {
+            id: id?.to_owned(),
+            object: object?.to_owned(),
+            created: created?,
+            model: model?.to_owned(),
+            choices: choices?,
+            usage: usage.unwrap_or_default(),
+            system_fingerprint: fingerprint.flatten().map(str::to_owned),
+            raw: None,
+        })
+    }
+
+    /// The usage object, decoded by serde_json (it comes once per stream).
+    fn usage(&mut self) -> Option<Usage> {
+        let start = self.i;
+        self.skip(0)?;
+        serde_json::from_str(self.src.get(start..self.i)?).ok()
+    }
+
+    fn choice(&mut self) -> Option<ChunkChoice> {
+        let (mut index, mut delta, mut finish, mut logprobs) = (None, None, None, None);
+        self.object(|s, key| match key {
+            "index" => set(&mut index, u32::try_from(s.int()?).ok()?),
+            "delta" => set(&mut delta, s.delta()?),
+            "finish_reason" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    Some(finish_reason(s.plain_str()?)?)
+                };
+                set(&mut finish, v)
+            }
+            // Log probabilities are kept as raw JSON; the full parser does that.
+            "logprobs" if s.null() => set(&mut logprobs, ()),
+            "logprobs" => None,
+            _ => s.skip(0),
+        })?;
+        Some(ChunkChoice {
+            index: index?,
+            delta: delta?,
+            finish_reason: finish.flatten(),
+            logprobs: None,
+        })
+    }
+
+    fn delta(&mut self) -> Option<Delta> {
+        let (mut role_field, mut content, mut tool_calls, mut refusal) = (None, None, None, None);
+        self.object(|s, key| match key {
+            "role" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    Some(role(s.plain_str()?)?)
+                };
+                set(&mut role_field, v)
+            }
+            "content" => {
+                let start = s.i;
+                let v = if s.null() {
+                    None
+                } else {
+                    let text = s.text()?;
+                    s.text_at = Some((start, s.i));
+                    Some(text)
+                };
+                set(&mut content, v)
+            }
+            // Tool calls and refusals take the full parser unless they are null.
+            "tool_calls" if s.null() => set(&mut tool_calls, ()),
+            "refusal" if s.null() => set(&mut refusal, ()),
+            "tool_calls" | "refusal" => None,
+            _ => s.skip(0),
+        })?;
+        Some(Delta {
+            role: role_field.flatten(),
+            content: content.flatten(),
+            tool_calls: None,
+            refusal: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the full parser makes of `data`, encoded again (so two chunks compare whole).
+    fn full(data: &str) -> Option<String> {
+        serde_json::from_str::<ChatChunk>(data)
+            .ok()
+            .map(|c| serde_json::to_string(&c).unwrap())
+    }
+
+    fn fast(data: &str) -> Option<String> {
+        ChunkReader::default()
+            .read(data)
+            .map(|c| serde_json::to_string(&c).unwrap())
+    }
+
+    fn chunk(data: &str) -> Option<ChatChunk> {
+        ChunkReader::default().read(data)
+    }
+
+    const HEAD: &str = r#""created":1735689600,"id":"chatcmpl-1","model":"gpt-4o-mini","object":"chat.completion.chunk","service_tier":"default","system_fingerprint":"fp_1""#;
+
+    /// Chunks as OpenAI and compatible servers write them; the fast path must take each.
+    fn corpus() -> Vec<String> {
+        vec![
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":"","refusal":null,"role":"assistant"}},"finish_reason":null,"index":0,"logprobs":null}}],{HEAD},"usage":null}}"#
+            ),
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":"Hello"}},"finish_reason":null,"index":0,"logprobs":null}}],{HEAD},"obfuscation":"x1"}}"#
+            ),
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":"a \"quoted\"\nline\\ \u00e9 \ud83d\ude00 ü"}},"finish_reason":null,"index":0}}],{HEAD}}}"#
+            ),
+            format!(
+                r#"{{"choices":[{{"delta":{{}},"finish_reason":"stop","index":0,"logprobs":null}}],{HEAD},"usage":null}}"#
+            ),
+            format!(
+                r#"{{"choices":[],{HEAD},"usage":{{"completion_tokens":12,"completion_tokens_details":{{"accepted_prediction_tokens":0,"audio_tokens":0,"reasoning_tokens":0,"rejected_prediction_tokens":0}},"prompt_tokens":20,"prompt_tokens_details":{{"audio_tokens":0,"cached_tokens":8}},"total_tokens":32}}}}"#
+            ),
+            // Ollama / llama.cpp style: other key order, no fingerprint, spaces.
+            r#"{ "id" : "chatcmpl-7", "object" : "chat.completion.chunk", "created" : 1, "model" : "llama3", "system_fingerprint" : null, "choices" : [ { "index" : 0, "delta" : { "role" : "assistant", "content" : "Hi" }, "finish_reason" : null } ] }"#.to_owned(),
+            r#"{"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":1,"delta":{"content":null,"role":null,"tool_calls":null},"finish_reason":"length","extra":[1,-2.5e+3,true,false,null,{"k":[]},"s"]}]}"#.to_owned(),
+        ]
+    }
+
+    #[test]
+    fn takes_the_common_shapes_and_agrees_with_the_full_parser() {
+        for data in corpus() {
+            assert_eq!(fast(&data), full(&data), "{data}");
+            assert!(fast(&data).is_some(), "fast path declined: {data}");
+        }
+        let c = chunk(&corpus()[2]).unwrap();
+        assert_eq!(
+            c.choices[0].delta.content.as_deref(),
+            Some("a \"quoted\"\nline\\ é 😀 ü")
+        );
+        let c = chunk(&corpus()[4]).unwrap();
+        assert_eq!(c.usage.usage().map(|u| u.cached_tokens()), Some(8));
+    }
+
+    #[test]
+    fn leaves_other_shapes_and_invalid_input_to_the_full_parser() {
+        let defer = [
+            // Tool calls, refusals and log probabilities are decoded by the full parser.
+            format!(
+                r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":0,"id":"call_1","type":"function","function":{{"name":"f","arguments":""}}}}]}},"finish_reason":null,"index":0}}],{HEAD}}}"#
+            ),
+            format!(
+                r#"{{"choices":[{{"delta":{{"refusal":"no"}},"finish_reason":null,"index":0}}],{HEAD}}}"#
+            ),
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":"a"}},"finish_reason":null,"index":0,"logprobs":{{"content":[]}}}}],{HEAD}}}"#
+            ),
+            // A \u escape outside content, a control character, a duplicate field.
+            r#"{"choices":[],"created":1,"id":"c\u0031","model":"m","object":"o"}"#.to_owned(),
+            "{\"choices\":[],\"created\":1,\"id\":\"c\t\",\"model\":\"m\",\"object\":\"o\"}"
+                .to_owned(),
+            r#"{"choices":[],"created":1,"id":"a","id":"b","model":"m","object":"o"}"#.to_owned(),
+        ];
+        for data in &defer {
+            assert_eq!(fast(data), None, "{data}");
+        }
+        assert!(full(&defer[0]).is_some() && full(&defer[1]).is_some());
+        assert_eq!(full(&defer[5]), None, "serde rejects the duplicate too");
+        // Invalid input: the fast path never accepts what the full parser rejects.
+        for bad in [
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o",}"#,
+            r#"{"choices":[],"created":01,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"created":-0,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"created":1.5,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"created":99999999999999999999,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[{"index":0,"delta":{"role":"robot"}}],"created":1,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[{"index":-1,"delta":{}}],"created":1,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","x":[1,]}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","x":nul}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o"} x"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"bad \x escape"}}],"created":1,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"\ud800"}}],"created":1,"id":"c","model":"m","object":"o"}"#,
+        ] {
+            assert_eq!(fast(bad), None, "{bad}");
+            assert_eq!(full(bad), None, "{bad}");
+        }
+    }
+
+    /// Random edits of valid chunks: whenever the fast path returns a chunk, the full parser
+    /// returns the same one.
+    #[test]
+    fn random_edits_never_make_the_two_disagree() {
+        let corpus = corpus();
+        let alphabet = b"{}[]:,\"\\ 0123456789-+.eEnulltruefalsexu";
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let mut bytes = corpus[round % corpus.len()].clone().into_bytes();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..bytes.len());
+                match rng.u8(..3) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[rng.usize(..alphabet.len())]),
+                    _ => bytes[at] = alphabet[rng.usize(..alphabet.len())],
+                }
+            }
+            let Ok(data) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if let Some(got) = fast(&data) {
+                accepted += 1;
+                assert_eq!(Some(got), full(&data), "{data}");
+            }
+        }
+        // The edits must leave some chunks valid, or the test would check nothing.
+        assert!(
+            accepted > 1_000,
+            "only {accepted} edited chunks were accepted"
+        );
+    }
+
+    /// Text chunks read one after another: from the third on they differ from the last only
+    /// in their text, and are read by comparison, with the same result as the full parser.
+    #[test]
+    fn a_stream_of_text_chunks_is_read_by_comparison() {
+        let text = |t: &str| {
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":{t}}},"finish_reason":null,"index":0,"logprobs":null}}],{HEAD},"usage":null}}"#
+            )
+        };
+        let mut reader = ChunkReader::default();
+        let stream = [
+            corpus()[0].clone(),
+            text(r#""This""#),
+            text(r#"" is""#),
+            text(r#""""#),
+            text(r#""\"quoted\" \u00e9\n""#),
+            text("null"),
+            text(r#"" after""#),
+            corpus()[3].clone(),
+            corpus()[4].clone(),
+        ];
+        for data in &stream {
+            let got = reader
+                .read(data)
+                .map(|c| serde_json::to_string(&c).unwrap());
+            assert_eq!(got, full(data), "{data}");
+            assert!(got.is_some(), "{data}");
+        }
+        let last = reader.last.as_ref().unwrap();
+        assert_eq!(
+            last.with_new_text(&text(r#""x""#))
+                .and_then(|c| c.choices[0].delta.content.clone())
+                .as_deref(),
+            Some("x")
+        );
+        // Anything but one string token in the gap is read in full.
+        for gap in [
+            "null",
+            "1",
+            r#""a","b""#,
+            r#""a" "#,
+            r#""unterminated"#,
+            r#""a"x"#,
+        ] {
+            assert!(last.with_new_text(&text(gap)).is_none(), "{gap}");
+        }
+    }
+
+    /// Random edits of the chunk after a remembered one: a chunk read by comparison always
+    /// equals the full parser's.
+    #[test]
+    fn random_edits_after_a_remembered_chunk_never_disagree() {
+        let first = corpus()[1].clone();
+        let alphabet = b"{}[]:,\"\\ 0123456789-.enulltrux";
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut compared = 0;
+        for _ in 0..20_000 {
+            let mut reader = ChunkReader::default();
+            reader.read(&first).unwrap();
+            let mut bytes = first.clone().into_bytes();
+            // Edits near the text are the interesting ones.
+            let around = first.find("Hello").unwrap();
+            for _ in 0..rng.usize(1..3) {
+                let at = if rng.bool() {
+                    (around + rng.usize(..12))
+                        .saturating_sub(3)
+                        .min(bytes.len() - 1)
+                } else {
+                    rng.usize(..bytes.len())
+                };
+                match rng.u8(..3) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[rng.usize(..alphabet.len())]),
+                    _ => bytes[at] = alphabet[rng.usize(..alphabet.len())],
+                }
+            }
+            let Ok(data) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if reader.last.as_ref().unwrap().with_new_text(&data).is_some() {
+                compared += 1;
+            }
+            let got = reader
+                .read(&data)
+                .map(|c| serde_json::to_string(&c).unwrap());
+            if got.is_some() {
+                assert_eq!(got, full(&data), "{data}");
+            }
+        }
+        assert!(
+            compared > 1_000,
+            "only {compared} chunks were read by comparison"
+        );
+    }
+}
