@@ -82,8 +82,12 @@ impl SseParser {
         if line.starts_with(':') {
             return;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+        // The field name is short: a plain loop finds its end sooner than a search call.
+        let (field, value) = match line.bytes().position(|b| b == b':') {
+            Some(at) => {
+                let v = &line[at + 1..];
+                (&line[..at], v.strip_prefix(' ').unwrap_or(v))
+            }
             None => (line, ""),
         };
         match field {

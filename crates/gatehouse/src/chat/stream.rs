@@ -7,6 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::ReadyChunks;
@@ -81,6 +82,7 @@ pub async fn start(
         carried: Usage::default(),
         skip_role: false,
         template: None,
+        usage_report: None,
         finished: false,
         failover: attempts.primary().mid_stream_failover,
         req,
@@ -115,6 +117,8 @@ struct StreamState {
     skip_role: bool,
     /// id/created/model of the stream, for chunks Gatehouse writes itself.
     template: Option<ChatChunk>,
+    /// The upstream's own usage chunk, held back until the stream ends.
+    usage_report: Option<ChatChunk>,
     finished: bool,
     failover: bool,
     req: ChatRequest,
@@ -159,22 +163,42 @@ impl StreamState {
             }
             Ok(Some(batch)) => batch,
         };
+        let mut frames = Vec::with_capacity(batch.len() + 2);
+        self.take(batch, &mut frames).await;
+        // Whatever else is already here (often the stream's end) joins this batch, so it goes
+        // out in the same write.
+        while !self.finished {
+            let polled =
+                std::future::poll_fn(|cx| Poll::Ready(self.upstream.poll_next_unpin(cx))).await;
+            match polled {
+                Poll::Ready(Some(batch)) => self.take(batch, &mut frames).await,
+                Poll::Ready(None) => self.finish_ok_with(&mut frames),
+                Poll::Pending => break,
+            }
+        }
+        Some(frames)
+    }
+
+    /// Forward one batch of upstream items.
+    async fn take(
+        &mut self,
+        batch: Vec<Result<ChatChunk, ProviderError>>,
+        frames: &mut Vec<Frame>,
+    ) {
         self.last_data = Instant::now();
-        let mut frames = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
                 Ok(chunk) => {
-                    if self.forward(chunk, &mut frames) {
+                    if self.forward(chunk, frames) {
                         break;
                     }
                 }
                 Err(e) => {
-                    Box::pin(self.upstream_failed(&e, &mut frames)).await;
+                    Box::pin(self.upstream_failed(&e, frames)).await;
                     break;
                 }
             }
         }
-        Some(frames)
     }
 
     /// Take one upstream chunk; returns true when the stream ended here (size cap).
@@ -201,7 +225,11 @@ impl StreamState {
         if let Some(u) = chunk.usage.usage() {
             self.usage = Some(u);
             if chunk.choices.is_empty() {
-                // Reported with the combined total when the stream ends.
+                // Reported when the stream ends: as sent, unless other calls add to it.
+                if !changed {
+                    chunk.raw = raw;
+                }
+                self.usage_report = Some(chunk);
                 return false;
             }
         }
@@ -313,6 +341,7 @@ impl StreamState {
                 tracing::warn!(from = %self.attempts_label(), to = %served.deployment.id, "mid-stream failover");
                 self.carried = add(self.carried, partial);
                 self.usage = None;
+                self.usage_report = None;
                 if let Some(g) = self.guard.as_mut() {
                     g.set_route(
                         Some(served.deployment.id.clone()),
@@ -384,9 +413,21 @@ impl StreamState {
         {
             pending.store(&resp, g.cost_micros());
         }
-        if let Some(mut u) = self.template.clone() {
-            u.usage = UsageField::Present(usage);
-            frames.push(Frame::Chunk(u));
+        if let Some(t) = &self.template {
+            let report = match self.usage_report.take() {
+                // Nothing was added to the upstream's own count.
+                Some(own)
+                    if self.carried == Usage::default() && own.usage.usage() == self.usage =>
+                {
+                    own
+                }
+                _ => {
+                    let mut u = t.clone();
+                    u.usage = UsageField::Present(usage);
+                    u
+                }
+            };
+            frames.push(Frame::Chunk(report));
         }
         if !matches!(frames.last(), Some(Frame::Done)) {
             frames.push(Frame::Done);
