@@ -67,10 +67,10 @@ impl MockProvider {
         }
         let (text, finish) = reply.capped(req.requested_max_output());
         Ok(ChatResponse {
-            id: reply.id.clone(),
+            id: reply.id.as_str().into(),
             object: "chat.completion".into(),
             created: unix_now(),
-            model: req.model.clone(),
+            model: req.model.as_str().into(),
             choices: vec![Choice {
                 index: 0,
                 message: AssistantMessage {
@@ -97,10 +97,10 @@ impl MockProvider {
         let (pieces, finish) = reply.capped(req.requested_max_output());
         let completion_tokens = pieces.len() as u64;
         let base = ChatChunk {
-            id: reply.id.clone(),
+            id: reply.id.as_str().into(),
             object: "chat.completion.chunk".into(),
             created: unix_now(),
-            model: req.model.clone(),
+            model: req.model.as_str().into(),
             choices: Vec::new(),
             usage: UsageField::Null,
             system_fingerprint: None,
@@ -172,7 +172,7 @@ impl MockProvider {
         Ok(EmbeddingsResponse {
             object: "list".into(),
             data,
-            model: req.model.clone(),
+            model: req.model.as_str().into(),
             usage: EmbeddingsUsage {
                 prompt_tokens: tokens,
                 total_tokens: tokens,

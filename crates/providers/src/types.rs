@@ -3,6 +3,7 @@
 //! `extra` so OpenAI-compatible upstreams receive them untouched.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -413,16 +414,21 @@ pub struct AssistantMessage {
 /// One `chat.completion.chunk` of a stream.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChatChunk {
-    pub id: String,
-    pub object: String,
+    // Shared: every chunk of a stream repeats them, so copies of one are cheap.
+    #[schema(value_type = String)]
+    pub id: Arc<str>,
+    #[schema(value_type = String)]
+    pub object: Arc<str>,
     pub created: i64,
-    pub model: String,
+    #[schema(value_type = String)]
+    pub model: Arc<str>,
     pub choices: Vec<ChunkChoice>,
     /// Present (as `null`) on every chunk when usage was requested, set on the last one.
     #[serde(default, skip_serializing_if = "UsageField::is_absent")]
     pub usage: UsageField,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_fingerprint: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub system_fingerprint: Option<Arc<str>>,
     /// The upstream's own JSON of this chunk, when it arrived in OpenAI's format, so a chunk
     /// forwarded unchanged is written as received (unknown fields included) instead of being
     /// encoded again. Only the stream pipeline keeps it, and only for a chunk it did not change.
@@ -585,13 +591,13 @@ impl ChatResponse {
     /// replaying a plain response to a streaming client.
     pub fn into_chunks(self) -> Vec<ChatChunk> {
         let base = ChatChunk {
-            id: self.id,
+            id: self.id.into(),
             object: "chat.completion.chunk".into(),
             created: self.created,
-            model: self.model,
+            model: self.model.into(),
             choices: Vec::new(),
             usage: UsageField::Null,
-            system_fingerprint: self.system_fingerprint,
+            system_fingerprint: self.system_fingerprint.map(Into::into),
             raw: None,
         };
         let mut out = Vec::with_capacity(self.choices.len() * 2 + 1);

@@ -33,10 +33,10 @@ impl Accumulator {
     pub fn push(&mut self, chunk: &ChatChunk) {
         if self.head.is_none() {
             self.head = Some((
-                chunk.id.clone(),
+                chunk.id.to_string(),
                 chunk.created,
-                chunk.model.clone(),
-                chunk.system_fingerprint.clone(),
+                chunk.model.to_string(),
+                chunk.system_fingerprint.as_deref().map(str::to_owned),
             ));
         }
         for c in &chunk.choices {

@@ -56,10 +56,10 @@ impl Translator {
         Translator {
             json_mode,
             template: ChatChunk {
-                id: String::new(),
+                id: "".into(),
                 object: "chat.completion.chunk".into(),
                 created: unix_now(),
-                model: String::new(),
+                model: "".into(),
                 choices: Vec::new(),
                 usage: UsageField::Null,
                 system_fingerprint: None,
@@ -106,8 +106,8 @@ impl Translator {
     fn handle(&mut self, ev: StreamEvent, out: &mut Out) {
         match ev {
             StreamEvent::MessageStart { message } => {
-                self.template.id = message.id;
-                self.template.model = message.model;
+                self.template.id = message.id.into();
+                self.template.model = message.model.into();
                 self.usage = message.usage;
                 out.push_back(Ok(self.chunk(
                     Delta {

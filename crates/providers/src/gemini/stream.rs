@@ -32,7 +32,7 @@ pub(crate) struct Translator {
 impl Translator {
     pub(crate) fn new(model: &str) -> Translator {
         Translator {
-            model: model.to_owned(),
+            model: model.into(),
             template: None,
             usage: None,
             calls: HashMap::new(),
@@ -63,7 +63,7 @@ impl Translator {
             t.id = resp
                 .response_id
                 .clone()
-                .unwrap_or_else(|| "gemini-response".into());
+                .map_or_else(|| "gemini-response".into(), Into::into);
             self.template = Some(t);
             let role = Delta {
                 role: Some(Role::Assistant),
@@ -120,10 +120,10 @@ impl Translator {
 
 fn empty_chunk(model: &str) -> ChatChunk {
     ChatChunk {
-        id: String::new(),
+        id: "".into(),
         object: "chat.completion.chunk".into(),
         created: unix_now(),
-        model: model.to_owned(),
+        model: model.into(),
         choices: Vec::new(),
         usage: UsageField::Null,
         system_fingerprint: None,

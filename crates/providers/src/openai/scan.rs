@@ -409,13 +409,13 @@ impl<'a> Scanner<'a> {
             _ => s.skip(0),
         })?;
         Some(ChatChunk {
-            id: id?.to_owned(),
-            object: object?.to_owned(),
+            id: id?.into(),
+            object: object?.into(),
             created: created?,
-            model: model?.to_owned(),
+            model: model?.into(),
             choices: choices?,
             usage: usage.unwrap_or_default(),
-            system_fingerprint: fingerprint.flatten().map(str::to_owned),
+            system_fingerprint: fingerprint.flatten().map(Into::into),
             raw: None,
         })
     }
