@@ -5,12 +5,10 @@
 //! single writer task keep up with the request rate.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use sqlx::query_builder::Separated;
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, PgPool, Postgres, QueryBuilder, Row, Sqlite, SqlitePool,
-    Type,
-};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, PgPool, Row, SqlitePool, Type};
 
 use super::{CacheStatus, Route, UsageRecord};
 use crate::StoreError;
@@ -44,107 +42,122 @@ pub(crate) const COUNT: &str = "SELECT COUNT(*) FROM usage_records";
 const ROWS_PER_STATEMENT: usize = 32;
 const _: () = assert!(ROWS_PER_STATEMENT * BINDS_PER_ROW < 32_766);
 
-/// Inserts `rows` in one transaction.
-pub(crate) async fn insert_sqlite(
-    pool: &SqlitePool,
-    rows: &[UsageRecord],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        if chunk.len() == ROWS_PER_STATEMENT {
-            let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
-            builder.push_values(chunk, push_row);
-            builder.build().execute(&mut *tx).await?;
-        } else {
-            for row in chunk {
-                let mut builder = QueryBuilder::<Sqlite>::new(INSERT_PREFIX);
-                builder.push_values(std::slice::from_ref(row), push_row);
-                builder.build().execute(&mut *tx).await?;
-            }
-        }
-    }
-    tx.commit().await
+/// The two insert statements of one backend: a full chunk of rows and a single row. Built
+/// once, so a batch neither formats placeholders nor assembles SQL text.
+struct InsertSql {
+    full: String,
+    one: String,
 }
 
-/// As [`insert_sqlite`], for PostgreSQL.
-pub(crate) async fn insert_postgres(
-    pool: &PgPool,
-    rows: &[UsageRecord],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        if chunk.len() == ROWS_PER_STATEMENT {
-            let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
-            builder.push_values(chunk, push_row);
-            builder.build().execute(&mut *tx).await?;
-        } else {
-            for row in chunk {
-                let mut builder = QueryBuilder::<Postgres>::new(INSERT_PREFIX);
-                builder.push_values(std::slice::from_ref(row), push_row);
-                builder.build().execute(&mut *tx).await?;
+impl InsertSql {
+    /// `numbered`: PostgreSQL's `$1, $2, …` instead of SQLite's `?`.
+    fn new(numbered: bool) -> InsertSql {
+        let values = |rows: usize| {
+            let mut sql = format!("{INSERT_PREFIX}VALUES ");
+            for r in 0..rows {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for c in 0..BINDS_PER_ROW {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    if numbered {
+                        sql.push_str(&format!("${}", r * BINDS_PER_ROW + c + 1));
+                    } else {
+                        sql.push('?');
+                    }
+                }
+                sql.push(')');
             }
+            sql
+        };
+        InsertSql {
+            full: values(ROWS_PER_STATEMENT),
+            one: values(1),
         }
     }
-    tx.commit().await
 }
 
-fn push_row<'args, DB>(mut values: Separated<'_, 'args, DB, &'static str>, r: &'args UsageRecord)
+static SQLITE_INSERT: LazyLock<InsertSql> = LazyLock::new(|| InsertSql::new(false));
+static POSTGRES_INSERT: LazyLock<InsertSql> = LazyLock::new(|| InsertSql::new(true));
+
+/// `insert_sqlite` / `insert_postgres`: inserts `rows` in one transaction.
+macro_rules! insert_fn {
+    ($(#[$doc:meta])* $name:ident, $pool:ty, $sql:ident) => {
+        $(#[$doc])*
+        pub(crate) async fn $name(pool: &$pool, rows: &[UsageRecord]) -> Result<(), sqlx::Error> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                if chunk.len() == ROWS_PER_STATEMENT {
+                    let query = chunk
+                        .iter()
+                        .fold(sqlx::query(&$sql.full), |q, r| bind_row(q, r));
+                    query.execute(&mut *tx).await?;
+                } else {
+                    for row in chunk {
+                        bind_row(sqlx::query(&$sql.one), row)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            tx.commit().await
+        }
+    };
+}
+
+insert_fn!(
+    /// Inserts `rows` in one transaction.
+    insert_sqlite,
+    SqlitePool,
+    SQLITE_INSERT
+);
+insert_fn!(
+    /// As [`insert_sqlite`], for PostgreSQL.
+    insert_postgres,
+    PgPool,
+    POSTGRES_INSERT
+);
+
+type BoundQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+fn bind_row<'q, DB>(q: BoundQuery<'q, DB>, r: &'q UsageRecord) -> BoundQuery<'q, DB>
 where
     DB: Database,
-    i64: Encode<'args, DB> + Type<DB>,
-    Option<i64>: Encode<'args, DB> + Type<DB>,
-    i32: Encode<'args, DB> + Type<DB>,
-    i16: Encode<'args, DB> + Type<DB>,
-    Cow<'args, str>: Encode<'args, DB> + Type<DB>,
-    Option<Cow<'args, str>>: Encode<'args, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    i32: Encode<'q, DB> + Type<DB>,
+    i16: Encode<'q, DB> + Type<DB>,
+    Cow<'q, str>: Encode<'q, DB> + Type<DB>,
+    Option<Cow<'q, str>>: Encode<'q, DB> + Type<DB>,
 {
-    values
-        .push_bind(clamp(&r.request_id, UsageRecord::MAX_REQUEST_ID_CHARS))
-        .push_bind(r.ts_ms)
-        .push_bind(r.key_id)
-        .push_bind(r.route.as_i16())
-        .push_bind(clamp(&r.model, UsageRecord::MAX_TEXT_CHARS))
-        .push_bind(clamp(&r.provider, UsageRecord::MAX_TEXT_CHARS))
-        .push_bind(clamp(&r.upstream_model, UsageRecord::MAX_TEXT_CHARS))
-        .push_bind(r.prompt_tokens)
-        .push_bind(r.completion_tokens)
-        .push_bind(r.cached_tokens)
-        .push_bind(r.cost_micros)
-        .push_bind(r.latency_ms)
-        .push_bind(r.ttft_ms)
-        .push_bind(r.status)
-        .push_bind(
-            r.error_code
-                .as_deref()
-                .map(|code| clamp(code, UsageRecord::MAX_TEXT_CHARS)),
-        )
-        .push_bind(r.cache_status.as_i16())
-        .push_bind(r.flags)
-        .push_bind(r.attempts)
-        .push_bind(
-            r.served_by
-                .as_deref()
-                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
-        )
-        .push_bind(
-            r.fallback_reason
-                .as_deref()
-                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
-        )
-        .push_bind(r.assistant_version_id)
-        .push_bind(
-            r.variant
-                .as_deref()
-                .map(|s| clamp(s, UsageRecord::MAX_TEXT_CHARS)),
-        )
-        .push_bind(r.conversation_id)
-        .push_bind(r.cost_saved_micros);
+    let text = |s: &'q str| clamp(s, UsageRecord::MAX_TEXT_CHARS);
+    q.bind(clamp(&r.request_id, UsageRecord::MAX_REQUEST_ID_CHARS))
+        .bind(r.ts_ms)
+        .bind(r.key_id)
+        .bind(r.route.as_i16())
+        .bind(text(&r.model))
+        .bind(text(&r.provider))
+        .bind(text(&r.upstream_model))
+        .bind(r.prompt_tokens)
+        .bind(r.completion_tokens)
+        .bind(r.cached_tokens)
+        .bind(r.cost_micros)
+        .bind(r.latency_ms)
+        .bind(r.ttft_ms)
+        .bind(r.status)
+        .bind(r.error_code.as_deref().map(text))
+        .bind(r.cache_status.as_i16())
+        .bind(r.flags)
+        .bind(r.attempts)
+        .bind(r.served_by.as_deref().map(text))
+        .bind(r.fallback_reason.as_deref().map(text))
+        .bind(r.assistant_version_id)
+        .bind(r.variant.as_deref().map(text))
+        .bind(r.conversation_id)
+        .bind(r.cost_saved_micros)
 }
 
 /// Cuts `text` to `max_chars` characters and drops NUL characters. PostgreSQL rejects NUL in
