@@ -47,6 +47,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_usage_routing"),
     migration!(3, "0003_assistants"),
     migration!(4, "0004_keys_and_audit"),
+    migration!(5, "0005_partial_key_index"),
 ];
 
 /// The newest schema version this build knows.

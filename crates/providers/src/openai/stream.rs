@@ -47,7 +47,7 @@ impl Translate for Events {
 }
 
 fn handle_event(st: &mut Events, ev: SseEvent, out: &mut Out) {
-    let data = ev.data.trim();
+    let data = ev.data.trim_ascii();
     if data == "[DONE]" {
         st.done = true;
         return;
