@@ -79,16 +79,19 @@ impl SseParser {
             self.has_data = false;
             return;
         }
-        if line.starts_with(':') {
+        let (field, value) = if let Some(v) = line.strip_prefix("data:") {
+            // Nearly every line is data.
+            ("data", v.strip_prefix(' ').unwrap_or(v))
+        } else if line.starts_with(':') {
             return;
-        }
-        // The field name is short: a plain loop finds its end sooner than a search call.
-        let (field, value) = match line.bytes().position(|b| b == b':') {
-            Some(at) => {
-                let v = &line[at + 1..];
-                (&line[..at], v.strip_prefix(' ').unwrap_or(v))
+        } else {
+            match line.bytes().position(|b| b == b':') {
+                Some(at) => {
+                    let v = &line[at + 1..];
+                    (&line[..at], v.strip_prefix(' ').unwrap_or(v))
+                }
+                None => (line, ""),
             }
-            None => (line, ""),
         };
         match field {
             "data" => {

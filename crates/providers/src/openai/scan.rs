@@ -9,7 +9,9 @@
 //! control characters, deep nesting) returns `None`, and the caller uses the full parser, which
 //! also produces the error for invalid input.
 
-use crate::{ChatChunk, ChunkChoice, Delta, FinishReason, Role, Usage, UsageField};
+use crate::{
+    ChatChunk, ChunkChoice, Delta, FinishReason, PromptTokensDetails, Role, Usage, UsageField,
+};
 
 /// Deeper values are left to the full parser (serde_json's own limit is 128).
 const MAX_DEPTH: u32 = 64;
@@ -420,11 +422,47 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    /// The usage object, decoded by serde_json (it comes once per stream).
+    /// The usage object (an object only: serde also accepts a sequence, left to it).
     fn usage(&mut self) -> Option<Usage> {
-        let start = self.i;
-        self.skip(0)?;
-        serde_json::from_str(self.src.get(start..self.i)?).ok()
+        let (mut prompt, mut completion, mut total, mut details) = (None, None, None, None);
+        self.object(|s, key| match key {
+            "prompt_tokens" => set(&mut prompt, s.uint()?),
+            "completion_tokens" => set(&mut completion, s.uint()?),
+            "total_tokens" => set(&mut total, s.uint()?),
+            "prompt_tokens_details" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    Some(s.prompt_details()?)
+                };
+                set(&mut details, v)
+            }
+            _ => s.skip(0),
+        })?;
+        Some(Usage {
+            prompt_tokens: prompt?,
+            completion_tokens: completion?,
+            total_tokens: total?,
+            prompt_tokens_details: details.flatten(),
+        })
+    }
+
+    fn prompt_details(&mut self) -> Option<PromptTokensDetails> {
+        let (mut cached, mut created) = (None, None);
+        self.object(|s, key| match key {
+            "cached_tokens" => set(&mut cached, s.uint()?),
+            "cache_creation_tokens" => set(&mut created, s.uint()?),
+            _ => s.skip(0),
+        })?;
+        Some(PromptTokensDetails {
+            cached_tokens: cached.unwrap_or(0),
+            cache_creation_tokens: created.unwrap_or(0),
+        })
+    }
+
+    /// A token count (counts past `i64::MAX` are left to the full parser).
+    fn uint(&mut self) -> Option<u64> {
+        u64::try_from(self.int()?).ok()
     }
 
     fn choice(&mut self) -> Option<ChunkChoice> {
@@ -570,12 +608,16 @@ mod tests {
             "{\"choices\":[],\"created\":1,\"id\":\"c\t\",\"model\":\"m\",\"object\":\"o\"}"
                 .to_owned(),
             r#"{"choices":[],"created":1,"id":"a","id":"b","model":"m","object":"o"}"#.to_owned(),
+            // A usage report as a sequence, which serde also reads.
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","usage":[1,2,3]}"#
+                .to_owned(),
         ];
         for data in &defer {
             assert_eq!(fast(data), None, "{data}");
         }
         assert!(full(&defer[0]).is_some() && full(&defer[1]).is_some());
         assert_eq!(full(&defer[5]), None, "serde rejects the duplicate too");
+        assert!(full(&defer[6]).is_some());
         // Invalid input: the fast path never accepts what the full parser rejects.
         for bad in [
             r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o",}"#,
@@ -591,6 +633,9 @@ mod tests {
             r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o"} x"#,
             r#"{"choices":[{"index":0,"delta":{"content":"bad \x escape"}}],"created":1,"id":"c","model":"m","object":"o"}"#,
             r#"{"choices":[{"index":0,"delta":{"content":"\ud800"}}],"created":1,"id":"c","model":"m","object":"o"}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","usage":{"prompt_tokens":-1,"completion_tokens":1,"total_tokens":0}}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","usage":{"prompt_tokens":1,"total_tokens":1}}"#,
+            r#"{"choices":[],"created":1,"id":"c","model":"m","object":"o","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"prompt_tokens_details":{"cached_tokens":true}}}"#,
         ] {
             assert_eq!(fast(bad), None, "{bad}");
             assert_eq!(full(bad), None, "{bad}");
