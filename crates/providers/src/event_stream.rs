@@ -56,8 +56,9 @@ where
         body,
         parser: SseParser::new(),
         translate,
-        ready: VecDeque::new(),
-        events: Vec::new(),
+        // Sized for a typical read's worth of events, so a stream does not grow them.
+        ready: VecDeque::with_capacity(16),
+        events: Vec::with_capacity(16),
         finished: false,
     }
 }

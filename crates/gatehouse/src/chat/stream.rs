@@ -77,7 +77,7 @@ pub async fn start(
         deadline: now + timeouts.total,
         last_data: now,
         remaining_chars: state.config.validation.max_response_chars,
-        text: String::new(),
+        text: String::with_capacity(256),
         usage: None,
         carried: Usage::default(),
         skip_role: false,
