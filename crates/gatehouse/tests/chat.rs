@@ -348,6 +348,50 @@ async fn unchanged_upstream_chunks_are_relayed_as_sent() {
 }
 
 #[tokio::test]
+async fn unchanged_completions_are_relayed_as_sent() {
+    // Fields Gatehouse does not model: usage details, message annotations, a vendor field.
+    let sent = r#"{"id":"chatcmpl-r1","object":"chat.completion","created":7,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Relayed answer","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}},"service_tier":"default","system_fingerprint":"fp_1","x_vendor":{"region":"eu"}}"#;
+    let up = MockUpstream::start(Behavior::raw(200, "application/json", sent.to_owned())).await;
+    let mut gate = start(
+        &up.base_url,
+        "[cache]\nenabled = true\n[validation]\nmax_response_chars = 10\n",
+    )
+    .await;
+    let plain = chat_body("m1", "x");
+    let resp = gate
+        .post_with_id("/v1/chat/completions", &plain, "req-relay")
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    // Over the size cap: cut, so encoded again from the typed response.
+    let cut: Value = resp.json().await.unwrap();
+    assert_eq!(cut["choices"][0]["message"]["content"], "Relayed an");
+    assert_eq!(cut["choices"][0]["finish_reason"], "length");
+    assert_eq!(cut.get("x_vendor"), None);
+    gate.shutdown_and_store().await;
+
+    let gate = start(&up.base_url, "[cache]\nenabled = true\n").await;
+    let mut ask = chat_body("m1", "y");
+    ask["temperature"] = json!(0);
+    let first = gate.post_text("/v1/chat/completions", &ask).await;
+    // Byte for byte as the upstream wrote it.
+    assert_eq!(first, sent);
+    // A cache hit has its own id and time; everything else is still the upstream's bytes.
+    let hit_text = gate.post_text("/v1/chat/completions", &ask).await;
+    let hit: Value = serde_json::from_str(&hit_text).unwrap();
+    let id = hit["id"].as_str().unwrap();
+    assert_ne!(id, "chatcmpl-r1");
+    assert!(id.starts_with("chatcmpl-"), "{id}");
+    let created = hit["created"].as_i64().unwrap();
+    assert!(created > 1_700_000_000, "{created}");
+    let expected = sent
+        .replace(r#""id":"chatcmpl-r1""#, &format!(r#""id":"{id}""#))
+        .replace(r#""created":7,"#, &format!(r#""created":{created},"#));
+    assert_eq!(hit_text, expected);
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
 async fn response_size_cap_truncates() {
     let up = MockUpstream::start(Behavior::ok("abcdefghij klmnopqrst")).await;
     let mut gate = start(&up.base_url, "[validation]\nmax_response_chars = 5\n").await;

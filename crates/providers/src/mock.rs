@@ -85,6 +85,7 @@ impl MockProvider {
             usage: Some(Usage::new(reply.prompt_tokens, text.len() as u64, 0)),
             system_fingerprint: None,
             service_tier: None,
+            raw: None,
         })
     }
 
@@ -274,6 +275,7 @@ fn tool_call_response(
         )),
         system_fingerprint: None,
         service_tier: None,
+        raw: None,
     }
 }
 

@@ -389,6 +389,12 @@ pub struct ChatResponse {
     pub system_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
+    /// The upstream's own JSON of this response, when it arrived in OpenAI's format, so a
+    /// response the pipeline leaves unchanged is written as received (unknown fields such as
+    /// `usage.completion_tokens_details` included) instead of being encoded again. Anything
+    /// that changes the response drops it.
+    #[serde(skip)]
+    pub raw: Option<bytes::Bytes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -13,6 +13,7 @@ pub mod exact;
 pub mod key;
 pub mod metrics;
 pub mod redis;
+mod relayed;
 pub mod semantic;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ use crate::usage::UsageGuard;
 /// A cached response and what it is for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
+    /// Stored as the upstream's JSON when it came as such (see [`relayed`]).
+    #[serde(with = "relayed")]
     pub response: ChatResponse,
     /// What the original call cost at the provider (micro-USD): a hit saves this much.
     pub cost_micros: i64,
@@ -328,6 +331,11 @@ fn serve(
     let mut resp = entry.response;
     resp.id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     resp.created = providers::unix_now();
+    // The upstream's JSON with the new id and time; a replayed stream is encoded from the chunks.
+    let raw = resp.raw.take().filter(|_| !req.is_stream());
+    resp.raw = raw
+        .and_then(|raw| relayed::with_identity(&raw, &resp.id, resp.created))
+        .map(bytes::Bytes::from);
     if req.is_stream() {
         guard.set_flag(UsageRecord::FLAG_STREAMED);
         guard.first_token();
@@ -337,7 +345,7 @@ fn serve(
         Outcome::Stream(Box::pin(stream::iter([frames])))
     } else {
         guard.succeed();
-        Outcome::Complete(resp)
+        Outcome::Complete(Box::new(resp))
     }
 }
 

@@ -102,6 +102,7 @@ impl Accumulator {
             usage: Some(usage),
             system_fingerprint,
             service_tier: None,
+            raw: None,
         })
     }
 }

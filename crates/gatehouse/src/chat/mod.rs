@@ -91,7 +91,7 @@ pub async fn chat_completions(
 
 /// The result of a chat request, before it is rendered in a wire format.
 pub enum Outcome {
-    Complete(ChatResponse),
+    Complete(Box<ChatResponse>),
     Stream(FrameStream),
 }
 
@@ -231,12 +231,13 @@ fn plan(state: &AppState, req: &ChatRequest) -> Result<Vec<Arc<ModelGroup>>, Api
 fn finish_complete(
     state: &AppState,
     req: &ChatRequest,
-    mut resp: ChatResponse,
+    mut resp: Box<ChatResponse>,
     mut guard: UsageGuard,
     pending: Option<cache::Pending>,
-) -> ChatResponse {
+) -> Box<ChatResponse> {
     let truncated = truncate_response(&mut resp, state.config.validation.max_response_chars);
     if truncated {
+        resp.raw = None;
         guard.set_flag(UsageRecord::FLAG_TRUNCATED);
         state.metrics.responses_truncated.inc();
     }

@@ -29,7 +29,7 @@ pub enum CallKind {
 
 /// A successful call.
 pub enum Answer {
-    Complete(ChatResponse),
+    Complete(Box<ChatResponse>),
     /// The first chunk already arrived (so the stream is known to work) and the rest.
     Stream(ChunkStream),
 }
@@ -358,7 +358,10 @@ async fn call_once(
 ) -> Result<Answer, ProviderError> {
     let provider = &dep.target.provider;
     match kind {
-        CallKind::Complete => provider.chat(req).await.map(Answer::Complete),
+        CallKind::Complete => provider
+            .chat(req)
+            .await
+            .map(|resp| Answer::Complete(Box::new(resp))),
         CallKind::Stream => match provider.chat_stream(req).await {
             Ok(mut s) => match s.next().await {
                 Some(Ok(first)) => {

@@ -4,7 +4,7 @@
 //! A chunk the pipeline left as the upstream sent it is written in the upstream's own encoding.
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use providers::UsageField;
@@ -63,6 +63,18 @@ pub fn openai_sse(frames: FrameStream, include_usage: bool) -> Response {
         Ok::<Bytes, std::convert::Infallible>(buf.freeze())
     });
     sse_response(Body::from_stream(body))
+}
+
+/// A `chat.completion` response: the upstream's own bytes when the pipeline left the response
+/// as received, the typed response encoded otherwise.
+pub fn completion_response(mut completion: Box<providers::ChatResponse>) -> Response {
+    match completion.raw.take() {
+        Some(raw) => Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(raw))
+            .unwrap_or_else(|_| Response::new(Body::empty())),
+        None => axum::Json(completion).into_response(),
+    }
 }
 
 /// A `text/event-stream` response around `body`, with caching and proxy buffering off.

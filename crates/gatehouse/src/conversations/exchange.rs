@@ -12,8 +12,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::{StreamExt, stream};
 use http::HeaderValue;
 use providers::{ChatRequest, Role};
@@ -193,7 +192,7 @@ pub async fn respond(
             } else {
                 None
             };
-            let mut resp = Json(completion).into_response();
+            let mut resp = crate::chat::render::completion_response(completion);
             if let Some(s) = stored {
                 header(&mut resp, COST_HEADER, s.conversation_cost_micros);
                 header(&mut resp, MESSAGE_HEADER, s.message_id);

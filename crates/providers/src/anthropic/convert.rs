@@ -417,5 +417,6 @@ pub fn from_wire(resp: MessageResponse, json_mode: bool) -> ChatResponse {
         usage: Some(usage(&resp.usage)),
         system_fingerprint: None,
         service_tier: None,
+        raw: None,
     }
 }

@@ -380,5 +380,6 @@ pub fn from_wire(
         usage: resp.usage_metadata.as_ref().map(usage),
         system_fingerprint: None,
         service_tier: None,
+        raw: None,
     })
 }

@@ -79,12 +79,14 @@ impl OpenAiProvider {
         let body = encode(req, false)?;
         let resp = self.send(&self.chat_url, body, self.timeout).await?;
         let bytes = resp.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|_| {
+        let mut parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|_| {
             ProviderError::new(
                 ProviderErrorKind::Decode,
                 "upstream returned an invalid chat completion",
             )
-        })
+        })?;
+        parsed.raw = Some(bytes);
+        Ok(parsed)
     }
 
     async fn stream_inner(&self, req: &ChatRequest) -> Result<ChunkStream, ProviderError> {
