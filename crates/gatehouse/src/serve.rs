@@ -262,6 +262,18 @@ impl WorkerContext {
             }
         };
         runtime.block_on(async move {
+            // The timer driver wakes itself (a write to its eventfd) whenever a timer is armed
+            // earlier than the earliest one it knew of when it last went to sleep. A request
+            // arms several (first byte, keep-alive, deadlines), usually with nothing earlier
+            // pending: this beat keeps a deadline at most a second away, so arming a
+            // request's timers never costs that write.
+            let beat = tokio::spawn(async {
+                let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
+                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    beat.tick().await;
+                }
+            });
             let (held_tx, held_rx) = watch::channel(());
             while let Some((std, remote)) = conns.recv().await {
                 let counted = Counted(Arc::clone(&self.open));
@@ -286,6 +298,7 @@ impl WorkerContext {
             }
             drop(held_rx);
             held_tx.closed().await;
+            beat.abort();
             let _ = drained.send(());
             let _ = release.await;
         });
