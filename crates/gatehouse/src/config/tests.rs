@@ -2,8 +2,10 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::Duration;
 
+use providers::Capability;
 use secrecy::ExposeSecret;
 
+use super::raw::Price;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
