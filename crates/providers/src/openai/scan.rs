@@ -33,7 +33,9 @@ static SPECIAL: [bool; 256] = {
 /// Reads one stream's chunks. Consecutive text chunks of a stream usually differ only in their
 /// text (same id, model, fingerprint, field order), so the last text chunk is remembered and the
 /// next is first compared with it byte for byte around the text: when only the text differs,
-/// the chunk is the last one with the new text, and only that string is read.
+/// the chunk is the last one with the new text, and only that string is read. OpenAI's
+/// top-level `obfuscation` member (random padding, different in every chunk, ignored by the
+/// parser) may differ too when it comes after the text.
 #[derive(Default)]
 pub(crate) struct ChunkReader {
     last: Option<LastText>,
@@ -44,6 +46,8 @@ struct LastText {
     data: String,
     /// Byte range of the text's string token, quotes included.
     text_at: (usize, usize),
+    /// Byte range of the `obfuscation` value's string token, when it follows the text.
+    padding_at: Option<(usize, usize)>,
     /// The chunk, its text taken out.
     chunk: ChatChunk,
 }
@@ -68,6 +72,7 @@ impl ChunkReader {
             self.last = Some(LastText {
                 data: data.to_owned(),
                 text_at,
+                padding_at: s.padding_at.filter(|p| p.0 >= text_at.1),
                 chunk: template,
             });
         }
@@ -80,18 +85,29 @@ impl LastText {
     fn with_new_text(&self, data: &str) -> Option<ChatChunk> {
         let (start, end) = self.text_at;
         let before = &self.data[..start];
-        let after = &self.data[end..];
-        if data.len() < start + 2 + after.len()
+        let (between, after) = match self.padding_at {
+            Some((p_start, p_end)) => (&self.data[end..p_start], &self.data[p_end..]),
+            None => (&self.data[end..], ""),
+        };
+        if data.len() < start + 2 + between.len() + after.len()
             || !data.starts_with(before)
             || !data.ends_with(after)
         {
             return None;
         }
-        // Exactly one string token must fill the gap: then the JSON is valid (one string
-        // swapped for another) and means what the remembered chunk meant, with this text.
+        // Exactly one string token must fill each gap: then the JSON is valid (one string
+        // swapped for another) and means what the remembered chunk meant, with this text (the
+        // padding is not part of the chunk).
         let mut s = Scanner::new(data);
         s.i = start;
         let text = s.text()?;
+        s.i = s.i.checked_add(between.len())?;
+        if data.as_bytes().get(s.i - between.len()..s.i)? != between.as_bytes() {
+            return None;
+        }
+        if self.padding_at.is_some() {
+            s.string(false)?;
+        }
         if s.i != data.len() - after.len() {
             return None;
         }
@@ -106,6 +122,8 @@ struct Scanner<'a> {
     i: usize,
     /// Where the last delta text read was (its string token).
     text_at: Option<(usize, usize)>,
+    /// Where the chunk's `obfuscation` string was (its token).
+    padding_at: Option<(usize, usize)>,
 }
 
 /// Fill a field once: serde's derived structs reject a repeated known field.
@@ -146,6 +164,7 @@ impl<'a> Scanner<'a> {
             src,
             i: 0,
             text_at: None,
+            padding_at: None,
         }
     }
 
@@ -407,6 +426,12 @@ impl<'a> Scanner<'a> {
                     UsageField::Present(s.usage()?)
                 };
                 set(&mut usage, v)
+            }
+            "obfuscation" if s.peek() == Some(b'"') => {
+                let start = s.i;
+                s.string(false)?;
+                s.padding_at = Some((start, s.i));
+                Some(())
             }
             _ => s.skip(0),
         })?;
@@ -723,6 +748,55 @@ mod tests {
         ] {
             assert!(last.with_new_text(&text(gap)).is_none(), "{gap}");
         }
+    }
+
+    /// OpenAI's streams pad every chunk with a random `obfuscation` string: a chunk that differs
+    /// from the last only in its text and its padding is still read by comparison.
+    #[test]
+    fn padding_that_changes_every_chunk_is_read_by_comparison() {
+        let text = |t: &str, pad: &str| {
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":{t}}},"finish_reason":null,"index":0,"logprobs":null}}],{HEAD},"usage":null,"obfuscation":{pad}}}"#
+            )
+        };
+        let mut reader = ChunkReader::default();
+        reader.read(&text(r#""This""#, r#""Zq""#)).unwrap();
+        let last = reader.last.as_ref().unwrap();
+        for (t, pad) in [
+            (r#"" is""#, r#""K3vRt""#),
+            (r#""""#, r#""""#),
+            (r#""\"é\n""#, r#""a\"b""#),
+            (r#"" a longer piece of text""#, r#""x""#),
+        ] {
+            let data = text(t, pad);
+            let got = last
+                .with_new_text(&data)
+                .map(|c| serde_json::to_string(&c).unwrap());
+            assert_eq!(got, full(&data), "{data}");
+            assert!(got.is_some(), "not read by comparison: {data}");
+        }
+        // Bad input: anything but one string token where the padding was is read in full.
+        for pad in [
+            "null",
+            "1",
+            r#""a","b""#,
+            r#""a" "#,
+            r#""unterminated"#,
+            r#"{"a":1}"#,
+        ] {
+            assert!(last.with_new_text(&text(r#""x""#, pad)).is_none(), "{pad}");
+        }
+        // Padding before the text is compared byte for byte, as any other member.
+        let early = |t: &str, pad: &str| {
+            format!(
+                r#"{{"obfuscation":{pad},"choices":[{{"delta":{{"content":{t}}},"finish_reason":null,"index":0}}],{HEAD}}}"#
+            )
+        };
+        let mut reader = ChunkReader::default();
+        reader.read(&early(r#""a""#, r#""p1""#)).unwrap();
+        let last = reader.last.as_ref().unwrap();
+        assert!(last.with_new_text(&early(r#""b""#, r#""p1""#)).is_some());
+        assert!(last.with_new_text(&early(r#""b""#, r#""p2""#)).is_none());
     }
 
     /// Random edits of the chunk after a remembered one: a chunk read by comparison always
