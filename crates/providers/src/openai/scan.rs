@@ -702,6 +702,17 @@ mod tests {
         );
     }
 
+    /// What may not stand where a string token was: bad input for reading by comparison.
+    const NOT_ONE_STRING: [&str; 7] = [
+        "null",
+        "1",
+        r#""a","b""#,
+        r#""a" "#,
+        r#""unterminated"#,
+        r#""a"x"#,
+        r#"{"a":1}"#,
+    ];
+
     /// Text chunks read one after another: from the third on they differ from the last only
     /// in their text, and are read by comparison, with the same result as the full parser.
     #[test]
@@ -738,14 +749,7 @@ mod tests {
             Some("x")
         );
         // Anything but one string token in the gap is read in full.
-        for gap in [
-            "null",
-            "1",
-            r#""a","b""#,
-            r#""a" "#,
-            r#""unterminated"#,
-            r#""a"x"#,
-        ] {
+        for gap in NOT_ONE_STRING {
             assert!(last.with_new_text(&text(gap)).is_none(), "{gap}");
         }
     }
@@ -776,14 +780,7 @@ mod tests {
             assert!(got.is_some(), "not read by comparison: {data}");
         }
         // Bad input: anything but one string token where the padding was is read in full.
-        for pad in [
-            "null",
-            "1",
-            r#""a","b""#,
-            r#""a" "#,
-            r#""unterminated"#,
-            r#"{"a":1}"#,
-        ] {
+        for pad in NOT_ONE_STRING {
             assert!(last.with_new_text(&text(r#""x""#, pad)).is_none(), "{pad}");
         }
         // Padding before the text is compared byte for byte, as any other member.
