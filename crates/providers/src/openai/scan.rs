@@ -48,15 +48,22 @@ struct LastText {
     text_at: (usize, usize),
     /// Byte range of the `obfuscation` value's string token, when it follows the text.
     padding_at: Option<(usize, usize)>,
+    /// Whether the JSON has a line break (whitespace between tokens).
+    breaks: bool,
     /// The chunk, its text taken out.
     chunk: ChatChunk,
 }
 
 impl ChunkReader {
-    /// The chunk in `data`, when it has the common shape; `None` means "use the full parser".
-    pub(crate) fn read(&mut self, data: &str) -> Option<ChatChunk> {
-        if let Some(chunk) = self.last.as_ref().and_then(|last| last.with_new_text(data)) {
-            return Some(chunk);
+    /// The chunk in `data`, when it has the common shape, and whether `data` has a line break
+    /// (`\n` or `\r`, which can only be whitespace between tokens in a chunk read here); `None`
+    /// means "use the full parser".
+    pub(crate) fn read(&mut self, data: &str) -> Option<(ChatChunk, bool)> {
+        if let Some(last) = &self.last
+            && let Some(chunk) = last.with_new_text(data)
+        {
+            // Only string tokens differ, and those hold no raw line breaks.
+            return Some((chunk, last.breaks));
         }
         let mut s = Scanner::new(data);
         let chunk = s.chunk()?;
@@ -73,10 +80,11 @@ impl ChunkReader {
                 data: data.to_owned(),
                 text_at,
                 padding_at: s.padding_at.filter(|p| p.0 >= text_at.1),
+                breaks: s.breaks,
                 chunk: template,
             });
         }
-        Some(chunk)
+        Some((chunk, s.breaks))
     }
 }
 
@@ -124,6 +132,8 @@ struct Scanner<'a> {
     text_at: Option<(usize, usize)>,
     /// Where the chunk's `obfuscation` string was (its token).
     padding_at: Option<(usize, usize)>,
+    /// A line break was passed over as whitespace.
+    breaks: bool,
 }
 
 /// Fill a field once: serde's derived structs reject a repeated known field.
@@ -165,6 +175,7 @@ impl<'a> Scanner<'a> {
             i: 0,
             text_at: None,
             padding_at: None,
+            breaks: false,
         }
     }
 
@@ -177,7 +188,12 @@ impl<'a> Scanner<'a> {
     }
 
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.breaks = true,
+                _ => return,
+            }
             self.i += 1;
         }
     }
@@ -567,11 +583,11 @@ mod tests {
     fn fast(data: &str) -> Option<String> {
         ChunkReader::default()
             .read(data)
-            .map(|c| serde_json::to_string(&c).unwrap())
+            .map(|(c, _)| serde_json::to_string(&c).unwrap())
     }
 
     fn chunk(data: &str) -> Option<ChatChunk> {
-        ChunkReader::default().read(data)
+        ChunkReader::default().read(data).map(|(c, _)| c)
     }
 
     const HEAD: &str = r#""created":1735689600,"id":"chatcmpl-1","model":"gpt-4o-mini","object":"chat.completion.chunk","service_tier":"default","system_fingerprint":"fp_1""#;
@@ -737,7 +753,7 @@ mod tests {
         for data in &stream {
             let got = reader
                 .read(data)
-                .map(|c| serde_json::to_string(&c).unwrap());
+                .map(|(c, _)| serde_json::to_string(&c).unwrap());
             assert_eq!(got, full(data), "{data}");
             assert!(got.is_some(), "{data}");
         }
@@ -752,6 +768,37 @@ mod tests {
         for gap in NOT_ONE_STRING {
             assert!(last.with_new_text(&text(gap)).is_none(), "{gap}");
         }
+    }
+
+    /// A chunk is relayed on one `data:` line only without line breaks: the reader says when
+    /// its JSON has one, read in full or by comparison.
+    #[test]
+    fn line_breaks_between_tokens_are_reported() {
+        let plain = corpus()[1].clone();
+        assert_eq!(
+            ChunkReader::default().read(&plain).map(|(_, b)| b),
+            Some(false)
+        );
+        // Bad input for a one-line relay: LF, a bare CR and CRLF as whitespace between tokens.
+        for ws in ["\n", "\r", "\r\n"] {
+            let broken = plain.replacen(r#","created""#, &format!(r#",{ws}"created""#), 1);
+            assert_ne!(broken, plain);
+            let mut reader = ChunkReader::default();
+            assert_eq!(
+                reader.read(&broken).map(|(_, b)| b),
+                Some(true),
+                "{broken:?}"
+            );
+            let next = broken.replacen(r#""Hello""#, r#""World""#, 1);
+            assert!(reader.last.as_ref().unwrap().with_new_text(&next).is_some());
+            assert_eq!(reader.read(&next).map(|(_, b)| b), Some(true), "{next:?}");
+        }
+        // An escaped line break inside the text is not one.
+        let escaped = plain.replacen(r#""Hello""#, r#""a\nb""#, 1);
+        assert_eq!(
+            ChunkReader::default().read(&escaped).map(|(_, b)| b),
+            Some(false)
+        );
     }
 
     /// OpenAI's streams pad every chunk with a random `obfuscation` string: a chunk that differs
@@ -834,7 +881,7 @@ mod tests {
             }
             let got = reader
                 .read(&data)
-                .map(|c| serde_json::to_string(&c).unwrap());
+                .map(|(c, _)| serde_json::to_string(&c).unwrap());
             if got.is_some() {
                 assert_eq!(got, full(&data), "{data}");
             }

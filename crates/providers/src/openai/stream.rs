@@ -56,16 +56,21 @@ fn handle_event(st: &mut Events, ev: SseEvent, out: &mut Out) {
         return;
     }
     let parsed = match st.reader.read(data) {
-        Some(chunk) => Ok(chunk),
-        None => serde_json::from_str::<ChatChunk>(data),
+        Some(read) => Ok(read),
+        None => serde_json::from_str::<ChatChunk>(data).map(|chunk| {
+            (
+                chunk,
+                memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_some(),
+            )
+        }),
     };
     match parsed {
-        Ok(mut chunk) => {
+        Ok((mut chunk, breaks)) => {
             if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
                 st.saw_finish_reason = true;
             }
             // Kept only when it fits on one `data:` line again.
-            if memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none() {
+            if !breaks {
                 chunk.raw = Some(if data.len() == ev.data.len() {
                     ev.data
                 } else {
