@@ -331,11 +331,6 @@ fn serve(
     let mut resp = entry.response;
     resp.id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     resp.created = providers::unix_now();
-    // The upstream's JSON with the new id and time; a replayed stream is encoded from the chunks.
-    let raw = resp.raw.take().filter(|_| !req.is_stream());
-    resp.raw = raw
-        .and_then(|raw| relayed::with_identity(&raw, &resp.id, resp.created))
-        .map(bytes::Bytes::from);
     if req.is_stream() {
         guard.set_flag(UsageRecord::FLAG_STREAMED);
         guard.first_token();
@@ -345,6 +340,12 @@ fn serve(
         Outcome::Stream(Box::pin(stream::iter([frames])))
     } else {
         guard.succeed();
+        // The upstream's JSON with the new id and time.
+        resp.raw = resp
+            .raw
+            .take()
+            .and_then(|raw| relayed::with_identity(&raw, &resp.id, resp.created))
+            .map(bytes::Bytes::from);
         Outcome::Complete(Box::new(resp))
     }
 }

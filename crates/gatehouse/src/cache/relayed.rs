@@ -14,12 +14,9 @@ use serde_json::value::RawValue;
 /// response has it, read back typed with that JSON kept.
 pub fn serialize<S: Serializer>(resp: &ChatResponse, s: S) -> Result<S::Ok, S::Error> {
     match &resp.raw {
-        Some(raw) => {
-            let text = std::str::from_utf8(raw).map_err(S::Error::custom)?;
-            RawValue::from_string(text.to_owned())
-                .map_err(S::Error::custom)?
-                .serialize(s)
-        }
+        Some(raw) => serde_json::from_slice::<&RawValue>(raw)
+            .map_err(S::Error::custom)?
+            .serialize(s),
         None => resp.serialize(s),
     }
 }

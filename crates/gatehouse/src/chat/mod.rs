@@ -237,7 +237,6 @@ fn finish_complete(
 ) -> Box<ChatResponse> {
     let truncated = truncate_response(&mut resp, state.config.validation.max_response_chars);
     if truncated {
-        resp.raw = None;
         guard.set_flag(UsageRecord::FLAG_TRUNCATED);
         state.metrics.responses_truncated.inc();
     }
@@ -298,6 +297,10 @@ fn truncate_response(resp: &mut ChatResponse, max_chars: usize) -> bool {
                 budget -= n;
             }
         }
+    }
+    if truncated {
+        // The upstream's own bytes no longer say what is sent.
+        resp.raw = None;
     }
     truncated
 }

@@ -69,10 +69,14 @@ pub fn openai_sse(frames: FrameStream, include_usage: bool) -> Response {
 /// as received, the typed response encoded otherwise.
 pub fn completion_response(mut completion: Box<providers::ChatResponse>) -> Response {
     match completion.raw.take() {
-        Some(raw) => Response::builder()
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Body::from(raw))
-            .unwrap_or_else(|_| Response::new(Body::empty())),
+        Some(raw) => {
+            let mut resp = Response::new(Body::from(raw));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         None => axum::Json(completion).into_response(),
     }
 }
